@@ -1,0 +1,333 @@
+//! `apply`: executes one [`Command`] over a transactional key-value view.
+
+use std::collections::HashSet;
+
+use cairn_types::{ChunkId, ErasureScheme};
+use md5::{Digest, Md5};
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode, encode};
+use crate::command::{Command, MetaError, Response};
+use crate::keys::{self, prefix_end};
+use crate::kv::KvWrite;
+use crate::records::{Body, ChunkRecord, ObjectRecord, PartExtent, PartRecord, UploadRecord};
+
+type Result<T> = std::result::Result<T, MetaError>;
+
+/// Executes `cmd` over `kv`. On `Err`, `kv` may hold partial writes: run each command on its own
+/// [`crate::Overlay`] and keep its writes only when it succeeds. Never panics on any state.
+pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
+    match cmd {
+        Command::CreateBucket { bucket } => {
+            let k = keys::bucket_key(&bucket.name);
+            if let Some(existing) = read::<crate::BucketRecord>(kv, &k)? {
+                return Err(if existing.owner == bucket.owner {
+                    MetaError::BucketAlreadyOwnedByYou
+                } else {
+                    MetaError::BucketAlreadyExists
+                });
+            }
+            kv.put(k, encode(bucket));
+            Ok(Response::Done)
+        }
+        Command::DeleteBucket { name } => {
+            let k = keys::bucket_key(name);
+            if kv.get(&k).map_err(store)?.is_none() {
+                return Err(MetaError::NoSuchBucket);
+            }
+            for prefix in [keys::object_prefix(name), keys::upload_bucket_prefix(name)] {
+                if !kv.scan(&prefix, &prefix_end(&prefix), 1).map_err(store)?.is_empty() {
+                    return Err(MetaError::BucketNotEmpty);
+                }
+            }
+            kv.delete(k);
+            Ok(Response::Done)
+        }
+        Command::PutObject {
+            bucket,
+            key,
+            object,
+            written,
+            scheme,
+            if_none_match,
+            if_match,
+        } => {
+            require_bucket(kv, bucket)?;
+            let k = keys::object_key(bucket, key);
+            let old = read::<ObjectRecord>(kv, &k)?;
+            check_conditions(old.as_ref(), *if_none_match, if_match.as_deref())?;
+            add_refs(kv, object.body.chunks(), written, *scheme)?;
+            if let Some(old) = old {
+                drop_refs(kv, old.body.chunks())?;
+            }
+            kv.put(k, encode(object));
+            Ok(Response::Done)
+        }
+        Command::DeleteObjects { bucket, keys: names } => {
+            require_bucket(kv, bucket)?;
+            let mut existed = Vec::with_capacity(names.len());
+            for name in names {
+                let k = keys::object_key(bucket, name);
+                match read::<ObjectRecord>(kv, &k)? {
+                    Some(old) => {
+                        drop_refs(kv, old.body.chunks())?;
+                        kv.delete(k);
+                        existed.push(true);
+                    }
+                    None => existed.push(false),
+                }
+            }
+            Ok(Response::Deleted(existed))
+        }
+        Command::CreateUpload { upload } => {
+            require_bucket(kv, &upload.bucket)?;
+            kv.put(
+                keys::upload_key(&upload.bucket, &upload.key, &upload.upload_id),
+                encode(upload),
+            );
+            Ok(Response::Done)
+        }
+        Command::PutPart {
+            bucket,
+            key,
+            upload_id,
+            part,
+            written,
+            scheme,
+        } => {
+            require_upload(kv, bucket, key, upload_id)?;
+            if !matches!(part.body, Body::Chunks(_)) {
+                return Err(MetaError::Store("parts must be stored as chunks".into()));
+            }
+            let pk = keys::part_key(upload_id, part.number);
+            add_refs(kv, part.body.chunks(), written, *scheme)?;
+            if let Some(old) = read::<PartRecord>(kv, &pk)? {
+                drop_refs(kv, old.body.chunks())?;
+            }
+            kv.put(pk, encode(part));
+            Ok(Response::Done)
+        }
+        Command::CompleteUpload {
+            bucket,
+            key,
+            upload_id,
+            parts,
+            version_id,
+            last_modified,
+            if_none_match,
+            min_part_size,
+        } => complete_upload(
+            kv,
+            bucket,
+            key,
+            upload_id,
+            parts,
+            version_id,
+            *last_modified,
+            *if_none_match,
+            *min_part_size,
+        ),
+        Command::AbortUpload { bucket, key, upload_id } => {
+            require_upload(kv, bucket, key, upload_id)?;
+            for part in all_parts(kv, upload_id)? {
+                drop_refs(kv, part.body.chunks())?;
+                kv.delete(keys::part_key(upload_id, part.number));
+            }
+            kv.delete(keys::upload_key(bucket, key, upload_id));
+            Ok(Response::Done)
+        }
+        Command::CreateKey { key } => {
+            let k = keys::access_key_key(&key.access_key);
+            if kv.get(&k).map_err(store)?.is_some() {
+                return Err(MetaError::KeyExists);
+            }
+            kv.put(k, encode(key));
+            Ok(Response::Done)
+        }
+        Command::DeleteKey { access_key } => {
+            let k = keys::access_key_key(access_key);
+            if kv.get(&k).map_err(store)?.is_none() {
+                return Err(MetaError::NoSuchAccessKey);
+            }
+            kv.delete(k);
+            Ok(Response::Done)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn complete_upload(
+    kv: &mut impl KvWrite,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    listed: &[(u32, String)],
+    version_id: &str,
+    last_modified: i64,
+    if_none_match: bool,
+    min_part_size: u64,
+) -> Result<Response> {
+    let upload = require_upload(kv, bucket, key, upload_id)?;
+    if listed.is_empty() {
+        return Err(MetaError::InvalidPart(0));
+    }
+    if listed.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(MetaError::InvalidPartOrder);
+    }
+    let stored = all_parts(kv, upload_id)?;
+    let mut used = Vec::with_capacity(listed.len());
+    for (number, etag) in listed {
+        let part = stored
+            .iter()
+            .find(|p| p.number == *number)
+            .filter(|p| p.etag == etag.trim_matches('"'))
+            .ok_or(MetaError::InvalidPart(*number))?;
+        used.push(part);
+    }
+    for p in &used[..used.len() - 1] {
+        if p.size < min_part_size {
+            return Err(MetaError::EntityTooSmall(p.number));
+        }
+    }
+    let k = keys::object_key(bucket, key);
+    let old = read::<ObjectRecord>(kv, &k)?;
+    check_conditions(old.as_ref(), if_none_match, None)?;
+
+    let mut md5 = Md5::new();
+    let mut chunks = Vec::new();
+    let mut extents = Vec::with_capacity(used.len());
+    let mut offset = 0u64;
+    for p in &used {
+        md5.update(hex::decode(&p.etag).map_err(|_| MetaError::InvalidPart(p.number))?);
+        chunks.extend_from_slice(p.body.chunks());
+        extents.push(PartExtent {
+            number: p.number,
+            offset,
+            size: p.size,
+        });
+        offset += p.size;
+    }
+    let object = ObjectRecord {
+        version_id: version_id.to_string(),
+        size: offset,
+        etag: format!("{}-{}", hex::encode(md5.finalize()), used.len()),
+        last_modified,
+        attrs: upload.attrs.clone(),
+        checksums: Default::default(),
+        body: Body::Chunks(chunks),
+        parts: extents,
+        owner: upload.owner.clone(),
+    };
+    // The object takes over the references of the parts it uses; the others are dropped.
+    let used_numbers: HashSet<u32> = used.iter().map(|p| p.number).collect();
+    for p in &stored {
+        if !used_numbers.contains(&p.number) {
+            drop_refs(kv, p.body.chunks())?;
+        }
+        kv.delete(keys::part_key(upload_id, p.number));
+    }
+    if let Some(old) = old {
+        drop_refs(kv, old.body.chunks())?;
+    }
+    kv.delete(keys::upload_key(bucket, key, upload_id));
+    kv.put(k, encode(&object));
+    Ok(Response::Object(Box::new(object)))
+}
+
+fn check_conditions(old: Option<&ObjectRecord>, if_none_match: bool, if_match: Option<&str>) -> Result<()> {
+    if if_none_match && old.is_some() {
+        return Err(MetaError::PreconditionFailed);
+    }
+    if let Some(want) = if_match {
+        match old {
+            Some(o) if want == "*" || o.etag == want.trim_matches('"') => {}
+            Some(_) => return Err(MetaError::PreconditionFailed),
+            None => return Err(MetaError::NoSuchKey),
+        }
+    }
+    Ok(())
+}
+
+fn store(e: impl std::fmt::Display) -> MetaError {
+    MetaError::Store(e.to_string())
+}
+
+fn read<T: DeserializeOwned>(kv: &impl KvWrite, key: &[u8]) -> Result<Option<T>> {
+    match kv.get(key).map_err(store)? {
+        None => Ok(None),
+        Some(v) => decode(&v).map(Some).map_err(store),
+    }
+}
+
+fn require_bucket(kv: &impl KvWrite, bucket: &str) -> Result<()> {
+    match kv.get(&keys::bucket_key(bucket)).map_err(store)? {
+        Some(_) => Ok(()),
+        None => Err(MetaError::NoSuchBucket),
+    }
+}
+
+fn require_upload(kv: &impl KvWrite, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+    require_bucket(kv, bucket)?;
+    read(kv, &keys::upload_key(bucket, key, upload_id))?.ok_or(MetaError::NoSuchUpload)
+}
+
+fn all_parts(kv: &impl KvWrite, upload_id: &str) -> Result<Vec<PartRecord>> {
+    let prefix = keys::part_prefix(upload_id);
+    kv.scan(&prefix, &prefix_end(&prefix), usize::MAX)
+        .map_err(store)?
+        .iter()
+        .map(|(_, v)| decode(v).map_err(store))
+        .collect()
+}
+
+/// Adds one reference per occurrence of each chunk. A chunk with no live record may only be
+/// referenced if the proposer wrote it; otherwise the command fails with `ChunksGone`.
+fn add_refs(
+    kv: &mut impl KvWrite,
+    chunks: &[crate::ChunkRef],
+    written: &[ChunkId],
+    scheme: ErasureScheme,
+) -> Result<()> {
+    let written: HashSet<&ChunkId> = written.iter().collect();
+    let mut gone = Vec::new();
+    for c in chunks {
+        let k = keys::chunk_key(&c.id);
+        let rec = match read::<ChunkRecord>(kv, &k)? {
+            Some(mut r) if r.refcount > 0 => {
+                r.refcount += 1;
+                r
+            }
+            _ if written.contains(&c.id) => ChunkRecord {
+                refcount: 1,
+                len: c.len,
+                scheme,
+            },
+            _ => {
+                gone.push(c.id);
+                continue;
+            }
+        };
+        kv.put(k, encode(&rec));
+    }
+    if gone.is_empty() {
+        Ok(())
+    } else {
+        Err(MetaError::ChunksGone(gone))
+    }
+}
+
+/// Drops one reference per occurrence. A chunk that reaches zero keeps its record (with
+/// refcount 0) so that garbage collection can find its shards.
+fn drop_refs(kv: &mut impl KvWrite, chunks: &[crate::ChunkRef]) -> Result<()> {
+    for c in chunks {
+        let k = keys::chunk_key(&c.id);
+        if let Some(mut r) = read::<ChunkRecord>(kv, &k)? {
+            r.refcount = r.refcount.saturating_sub(1);
+            kv.put(k, encode(&r));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

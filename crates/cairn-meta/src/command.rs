@@ -1,0 +1,195 @@
+//! Commands replicated through Raft, and their outcomes.
+
+use cairn_types::{ChunkId, ErasureScheme};
+use serde::{Deserialize, Serialize};
+
+use crate::records::{BucketRecord, KeyRecord, ObjectRecord, PartRecord, UnixMillis, UploadRecord};
+
+/// A change to the metadata. Every field `apply` needs is in the command (times and ids are
+/// chosen by the proposer), so applying it is deterministic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates a bucket.
+    CreateBucket {
+        /// The new bucket.
+        bucket: BucketRecord,
+    },
+    /// Deletes an empty bucket.
+    DeleteBucket {
+        /// Its name.
+        name: String,
+    },
+    /// Makes `object` the current version of `bucket/key`, dropping the references of the
+    /// version it replaces.
+    PutObject {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The new version, with its manifest.
+        object: ObjectRecord,
+        /// Chunks whose shards the proposer wrote (with `scheme`); every other chunk of the
+        /// manifest must already be referenced.
+        written: Vec<ChunkId>,
+        /// The stripe layout of the written chunks.
+        scheme: ErasureScheme,
+        /// Fail with `PreconditionFailed` if the key exists (`If-None-Match: *`).
+        if_none_match: bool,
+        /// Fail with `PreconditionFailed` unless the current ETag is this one (`If-Match`).
+        if_match: Option<String>,
+    },
+    /// Deletes the current version of `bucket/key` (no error if there is none).
+    DeleteObjects {
+        /// Bucket.
+        bucket: String,
+        /// Keys.
+        keys: Vec<String>,
+    },
+    /// Starts a multipart upload.
+    CreateUpload {
+        /// The upload.
+        upload: UploadRecord,
+    },
+    /// Stores (or replaces) one part of an upload.
+    PutPart {
+        /// Bucket of the upload.
+        bucket: String,
+        /// Key of the upload.
+        key: String,
+        /// The upload.
+        upload_id: String,
+        /// The part, whose body must be `Body::Chunks`.
+        part: PartRecord,
+        /// Chunks whose shards the proposer wrote.
+        written: Vec<ChunkId>,
+        /// The stripe layout of the written chunks.
+        scheme: ErasureScheme,
+    },
+    /// Completes an upload from the listed parts, in order.
+    CompleteUpload {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The upload.
+        upload_id: String,
+        /// (part number, ETag without quotes) as the client listed them.
+        parts: Vec<(u32, String)>,
+        /// Id of the version this creates.
+        version_id: String,
+        /// Its time.
+        last_modified: UnixMillis,
+        /// Fail with `PreconditionFailed` if the key exists.
+        if_none_match: bool,
+        /// Smallest size of every part but the last.
+        min_part_size: u64,
+    },
+    /// Abandons an upload and its parts.
+    AbortUpload {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The upload.
+        upload_id: String,
+    },
+    /// Adds an access key.
+    CreateKey {
+        /// The key.
+        key: KeyRecord,
+    },
+    /// Removes an access key.
+    DeleteKey {
+        /// Its id.
+        access_key: String,
+    },
+}
+
+/// The outcome of a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done; nothing to report.
+    Done,
+    /// A completed multipart upload produced this version.
+    Object(Box<ObjectRecord>),
+    /// Which of the keys of a `DeleteObjects` existed.
+    Deleted(Vec<bool>),
+    /// The command was refused and changed nothing.
+    Failed(MetaError),
+}
+
+/// Why a command was refused. These are the client's or the race's fault, never the store's,
+/// except `Store`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MetaError {
+    /// No such bucket.
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// Another owner has the bucket name.
+    #[error("bucket name taken")]
+    BucketAlreadyExists,
+    /// The caller already owns the bucket.
+    #[error("bucket already owned by you")]
+    BucketAlreadyOwnedByYou,
+    /// The bucket still holds objects or uploads.
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    /// No such object.
+    #[error("no such key")]
+    NoSuchKey,
+    /// A condition (`If-Match`, `If-None-Match`) did not hold.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// No such multipart upload.
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// A listed part does not exist or has another ETag.
+    #[error("invalid part {0}")]
+    InvalidPart(u32),
+    /// Listed parts are not in ascending order.
+    #[error("parts not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is too small.
+    #[error("part {0} is smaller than the minimum part size")]
+    EntityTooSmall(u32),
+    /// Chunks the command relied on were dropped meanwhile; write them and retry.
+    #[error("{} chunks are no longer stored", .0.len())]
+    ChunksGone(Vec<ChunkId>),
+    /// The access key exists already.
+    #[error("access key exists")]
+    KeyExists,
+    /// No such access key.
+    #[error("no such access key")]
+    NoSuchAccessKey,
+    /// The metadata store failed or holds an undecodable value.
+    #[error("metadata store: {0}")]
+    Store(String),
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::CreateBucket { bucket } => write!(f, "CreateBucket({})", bucket.name),
+            Command::DeleteBucket { name } => write!(f, "DeleteBucket({name})"),
+            Command::PutObject { bucket, key, .. } => write!(f, "PutObject({bucket}/{key})"),
+            Command::DeleteObjects { bucket, keys } => write!(f, "DeleteObjects({bucket}, {} keys)", keys.len()),
+            Command::CreateUpload { upload } => write!(f, "CreateUpload({}/{})", upload.bucket, upload.key),
+            Command::PutPart { upload_id, part, .. } => write!(f, "PutPart({upload_id}#{})", part.number),
+            Command::CompleteUpload { bucket, key, .. } => write!(f, "CompleteUpload({bucket}/{key})"),
+            Command::AbortUpload { upload_id, .. } => write!(f, "AbortUpload({upload_id})"),
+            Command::CreateKey { key } => write!(f, "CreateKey({})", key.access_key),
+            Command::DeleteKey { access_key } => write!(f, "DeleteKey({access_key})"),
+        }
+    }
+}
+
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Response::Done => f.write_str("Done"),
+            Response::Object(o) => write!(f, "Object({})", o.version_id),
+            Response::Deleted(v) => write!(f, "Deleted({})", v.len()),
+            Response::Failed(e) => write!(f, "Failed({e})"),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Layout of the metadata key space. Each table is a one-byte prefix; keys sort so that an
+//! object listing is a range scan in S3's order (UTF-8 byte order of keys).
+//!
+//! ```text
+//! b'B' bucket                                  -> BucketRecord
+//! b'O' bucket 0x00 key                         -> ObjectRecord
+//! b'C' chunk-id(32)                            -> ChunkRecord
+//! b'U' bucket 0x00 key 0x00 upload-id          -> UploadRecord
+//! b'P' upload-id 0x00 part-number(u32 BE)      -> PartRecord
+//! b'K' access-key                              -> KeyRecord
+//! ```
+//! Bucket names never contain 0x00, so `bucket 0x00` is an exact prefix of one bucket's keys.
+
+use cairn_types::ChunkId;
+
+pub(crate) const T_BUCKET: u8 = b'B';
+pub(crate) const T_OBJECT: u8 = b'O';
+pub(crate) const T_CHUNK: u8 = b'C';
+pub(crate) const T_UPLOAD: u8 = b'U';
+pub(crate) const T_PART: u8 = b'P';
+pub(crate) const T_KEY: u8 = b'K';
+
+/// One past the last byte used as a table prefix: the state lives in `[0, TABLE_STATE_END)`.
+pub const TABLE_STATE_END: u8 = 0xFF;
+
+/// Key of a bucket record.
+pub fn bucket_key(bucket: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + bucket.len());
+    k.push(T_BUCKET);
+    k.extend_from_slice(bucket.as_bytes());
+    k
+}
+
+/// Prefix of every object key of `bucket`.
+pub fn object_prefix(bucket: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + bucket.len());
+    k.push(T_OBJECT);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key of an object record.
+pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = object_prefix(bucket);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// Key of a chunk record.
+pub fn chunk_key(id: &ChunkId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(T_CHUNK);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub(crate) fn upload_bucket_prefix(bucket: &str) -> Vec<u8> {
+    let mut k = vec![T_UPLOAD];
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k
+}
+
+pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = upload_bucket_prefix(bucket);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+pub(crate) fn part_prefix(upload_id: &str) -> Vec<u8> {
+    let mut k = vec![T_PART];
+    k.extend_from_slice(upload_id.as_bytes());
+    k.push(0);
+    k
+}
+
+pub(crate) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
+    let mut k = part_prefix(upload_id);
+    k.extend_from_slice(&part.to_be_bytes());
+    k
+}
+
+pub(crate) fn access_key_key(access_key: &str) -> Vec<u8> {
+    let mut k = vec![T_KEY];
+    k.extend_from_slice(access_key.as_bytes());
+    k
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![TABLE_STATE_END]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), b"ac");
+        assert_eq!(prefix_end(&[b'a', 0xFF]), b"b");
+        let p = object_prefix("photos");
+        let end = prefix_end(&p);
+        assert!(object_key("photos", "\u{10FFFF}") < end);
+        assert!(object_key("photos0", "a") >= end);
+    }
+}

@@ -1,0 +1,212 @@
+//! Reads of the metadata: point lookups and ordered listings, as pure functions over
+//! [`KvRead`]. Listings are range scans of the ordered key space, never full scans.
+
+use serde::de::DeserializeOwned;
+
+use crate::codec::decode;
+use crate::keys::{self, prefix_end};
+use crate::kv::KvRead;
+use crate::records::{BucketRecord, ChunkRecord, KeyRecord, ObjectRecord, PartRecord, UploadRecord};
+use crate::MetaError;
+
+type Result<T> = std::result::Result<T, MetaError>;
+
+fn get<T: DeserializeOwned>(kv: &(impl KvRead + ?Sized), key: &[u8]) -> Result<Option<T>> {
+    match kv.get(key).map_err(|e| MetaError::Store(e.0))? {
+        None => Ok(None),
+        Some(v) => decode(&v).map(Some).map_err(|e| MetaError::Store(e.to_string())),
+    }
+}
+
+fn scan<T: DeserializeOwned>(
+    kv: &(impl KvRead + ?Sized),
+    from: &[u8],
+    to: &[u8],
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, T)>> {
+    kv.scan(from, to, limit)
+        .map_err(|e| MetaError::Store(e.0))?
+        .into_iter()
+        .map(|(k, v)| Ok((k, decode(&v).map_err(|e| MetaError::Store(e.to_string()))?)))
+        .collect()
+}
+
+/// A bucket.
+pub fn bucket(kv: &(impl KvRead + ?Sized), name: &str) -> Result<Option<BucketRecord>> {
+    get(kv, &keys::bucket_key(name))
+}
+
+/// Every bucket, by name.
+pub fn buckets(kv: &(impl KvRead + ?Sized)) -> Result<Vec<BucketRecord>> {
+    let p = [keys::T_BUCKET];
+    Ok(scan(kv, &p, &prefix_end(&p), usize::MAX)?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// The current version of an object.
+pub fn object(kv: &(impl KvRead + ?Sized), bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+    get(kv, &keys::object_key(bucket, key))
+}
+
+/// A chunk's record.
+pub fn chunk(kv: &(impl KvRead + ?Sized), id: &cairn_types::ChunkId) -> Result<Option<ChunkRecord>> {
+    get(kv, &keys::chunk_key(id))
+}
+
+/// An access key.
+pub fn access_key(kv: &(impl KvRead + ?Sized), access_key: &str) -> Result<Option<KeyRecord>> {
+    get(kv, &keys::access_key_key(access_key))
+}
+
+/// Every access key.
+pub fn access_keys(kv: &(impl KvRead + ?Sized)) -> Result<Vec<KeyRecord>> {
+    let p = [keys::T_KEY];
+    Ok(scan(kv, &p, &prefix_end(&p), usize::MAX)?
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect())
+}
+
+/// A multipart upload.
+pub fn upload(kv: &(impl KvRead + ?Sized), bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>> {
+    get(kv, &keys::upload_key(bucket, key, upload_id))
+}
+
+/// Parts of an upload with numbers above `after`, at most `limit`.
+pub fn parts(kv: &(impl KvRead + ?Sized), upload_id: &str, after: u32, limit: usize) -> Result<Vec<PartRecord>> {
+    let from = keys::part_key(upload_id, after.saturating_add(1));
+    let to = prefix_end(&keys::part_prefix(upload_id));
+    if after == u32::MAX {
+        return Ok(Vec::new());
+    }
+    Ok(scan(kv, &from, &to, limit)?.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Uploads of a bucket whose key starts with `prefix`, after (`key_marker`, `upload_id_marker`),
+/// at most `limit`, in (key, upload id) order.
+pub fn uploads(
+    kv: &(impl KvRead + ?Sized),
+    bucket: &str,
+    prefix: &str,
+    key_marker: &str,
+    upload_id_marker: &str,
+    limit: usize,
+) -> Result<Vec<UploadRecord>> {
+    let mut start = keys::upload_bucket_prefix(bucket);
+    start.extend_from_slice(prefix.as_bytes());
+    let end = prefix_end(&start);
+    let from = if key_marker.is_empty() {
+        start.clone()
+    } else if upload_id_marker.is_empty() {
+        // After every upload of key_marker.
+        let mut k = keys::upload_bucket_prefix(bucket);
+        k.extend_from_slice(key_marker.as_bytes());
+        k.push(1);
+        k
+    } else {
+        let mut k = keys::upload_key(bucket, key_marker, upload_id_marker);
+        k.push(0);
+        k
+    };
+    let from = from.max(start);
+    Ok(scan(kv, &from, &end, limit)?.into_iter().map(|(_, u)| u).collect())
+}
+
+/// Parameters of an object listing.
+#[derive(Clone, Debug, Default)]
+pub struct ListParams<'a> {
+    /// Only keys starting with this.
+    pub prefix: &'a str,
+    /// Roll keys up to the first occurrence of this after the prefix.
+    pub delimiter: Option<&'a str>,
+    /// Only keys (or common prefixes) after this one.
+    pub after: Option<&'a str>,
+    /// Most entries (objects plus common prefixes) to return.
+    pub max_keys: usize,
+}
+
+/// One page of an object listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Objects, in key order.
+    pub objects: Vec<(String, ObjectRecord)>,
+    /// Common prefixes, in order.
+    pub common_prefixes: Vec<String>,
+    /// Whether more entries follow.
+    pub truncated: bool,
+    /// The last key or common prefix returned, to continue after.
+    pub last: Option<String>,
+}
+
+/// Lists objects of `bucket` the way S3 does: keys in UTF-8 byte order, rolled up into common
+/// prefixes at the delimiter. Skips over a rolled-up prefix with one seek, so the cost is
+/// proportional to the page, not to the number of keys under the prefixes.
+pub fn list_objects(kv: &(impl KvRead + ?Sized), bucket: &str, p: &ListParams<'_>) -> Result<ListPage> {
+    let base = keys::object_prefix(bucket);
+    let with_prefix = keys::object_key(bucket, p.prefix);
+    let end = prefix_end(&with_prefix);
+    let mut cursor = with_prefix.clone();
+    if let Some(after) = p.after {
+        let mut a = keys::object_key(bucket, after);
+        // Resuming after a common prefix skips everything under it.
+        let rolled = p
+            .delimiter
+            .is_some_and(|d| !d.is_empty() && after.starts_with(p.prefix) && after.ends_with(d));
+        if rolled {
+            a = prefix_end(&a);
+        } else {
+            a.push(0);
+        }
+        cursor = cursor.max(a);
+    }
+    let mut page = ListPage::default();
+    let decode_key = |k: &[u8]| String::from_utf8_lossy(&k[base.len()..]).into_owned();
+    let count = |page: &ListPage| page.objects.len() + page.common_prefixes.len();
+    if p.max_keys == 0 {
+        page.truncated = !kv.scan(&cursor, &end, 1).map_err(|e| MetaError::Store(e.0))?.is_empty();
+        return Ok(page);
+    }
+    'outer: loop {
+        let batch = scan::<ObjectRecord>(kv, &cursor, &end, (p.max_keys - count(&page) + 1).min(1000))?;
+        if batch.is_empty() {
+            break;
+        }
+        let batch_len = batch.len();
+        for (k, obj) in batch {
+            let name = decode_key(&k);
+            if count(&page) == p.max_keys {
+                page.truncated = true;
+                break 'outer;
+            }
+            let rolled = p.delimiter.filter(|d| !d.is_empty()).and_then(|d| {
+                name[p.prefix.len()..]
+                    .find(d)
+                    .map(|i| name[..p.prefix.len() + i + d.len()].to_string())
+            });
+            match rolled {
+                Some(cp) => {
+                    cursor = prefix_end(&keys::object_key(bucket, &cp));
+                    page.last = Some(cp.clone());
+                    page.common_prefixes.push(cp);
+                    continue 'outer;
+                }
+                None => {
+                    cursor = k.clone();
+                    cursor.push(0);
+                    page.last = Some(name.clone());
+                    page.objects.push((name, obj));
+                }
+            }
+        }
+        if batch_len < (p.max_keys - count(&page) + 1).min(1000) && count(&page) < p.max_keys {
+            // Fewer than asked: the range is exhausted.
+            break;
+        }
+    }
+    if !page.truncated && count(&page) == p.max_keys {
+        page.truncated = !kv.scan(&cursor, &end, 1).map_err(|e| MetaError::Store(e.0))?.is_empty();
+    }
+    Ok(page)
+}

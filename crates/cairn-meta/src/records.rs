@@ -1,0 +1,189 @@
+//! The records stored in the metadata. All are plain data with serde derives; they are stored
+//! with [`crate::encode`], behind a format version byte.
+
+use std::collections::BTreeMap;
+
+use cairn_types::{ChunkId, ErasureScheme};
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch. Times are chosen by the proposer and carried in commands,
+/// so that `apply` stays deterministic.
+pub type UnixMillis = i64;
+
+/// A bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    /// The bucket's name.
+    pub name: String,
+    /// Access key of the owner.
+    pub owner: String,
+    /// Creation time.
+    pub created: UnixMillis,
+}
+
+/// One chunk of an object's content, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    /// Content address.
+    pub id: ChunkId,
+    /// Plaintext length in bytes.
+    pub len: u32,
+}
+
+/// Where an object's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Small objects: the bytes themselves, in the metadata.
+    Inline(Vec<u8>),
+    /// Larger objects: the ordered list of chunks.
+    Chunks(Vec<ChunkRef>),
+}
+
+impl Body {
+    /// The chunks referenced (none for inline bodies).
+    pub fn chunks(&self) -> &[ChunkRef] {
+        match self {
+            Body::Inline(_) => &[],
+            Body::Chunks(c) => c,
+        }
+    }
+}
+
+/// The S3-visible attributes of an object, set at upload.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAttrs {
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Content-Disposition.
+    pub content_disposition: Option<String>,
+    /// Content-Encoding.
+    pub content_encoding: Option<String>,
+    /// Content-Language.
+    pub content_language: Option<String>,
+    /// Cache-Control.
+    pub cache_control: Option<String>,
+    /// Expires, as sent.
+    pub expires: Option<String>,
+    /// User metadata (`x-amz-meta-*`), names lower-cased.
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// S3 additional checksums of the whole object (base64, as S3 shows them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksums {
+    /// CRC32.
+    pub crc32: Option<String>,
+    /// CRC32C.
+    pub crc32c: Option<String>,
+    /// SHA-1.
+    pub sha1: Option<String>,
+    /// SHA-256.
+    pub sha256: Option<String>,
+    /// CRC64/NVME.
+    pub crc64nvme: Option<String>,
+}
+
+/// Where a part of a multipart object starts, for `partNumber` GETs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartExtent {
+    /// The part number.
+    pub number: u32,
+    /// Offset of the part's first byte in the object.
+    pub offset: u64,
+    /// The part's size.
+    pub size: u64,
+}
+
+/// The current version of an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// Unique id of this version (changes on every overwrite).
+    pub version_id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The S3 ETag without quotes: hex MD5, or `md5-of-md5s-N` for multipart objects.
+    pub etag: String,
+    /// Last modification time.
+    pub last_modified: UnixMillis,
+    /// Headers and user metadata.
+    pub attrs: ObjectAttrs,
+    /// Additional checksums supplied or requested at upload.
+    pub checksums: Checksums,
+    /// The content.
+    pub body: Body,
+    /// Part layout of multipart objects (empty for single uploads).
+    pub parts: Vec<PartExtent>,
+    /// Access key that wrote this version.
+    pub owner: String,
+}
+
+/// A chunk's record: how many manifests and parts reference it, and how it is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// References from object versions and uploaded parts.
+    pub refcount: u64,
+    /// Plaintext length.
+    pub len: u32,
+    /// The stripe layout its shards were written with.
+    pub scheme: ErasureScheme,
+}
+
+/// An in-progress multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// The upload id.
+    pub upload_id: String,
+    /// Target bucket.
+    pub bucket: String,
+    /// Target key.
+    pub key: String,
+    /// Initiation time.
+    pub initiated: UnixMillis,
+    /// Attributes the completed object will carry.
+    pub attrs: ObjectAttrs,
+    /// Checksum algorithm requested at creation, if any.
+    pub checksum_algorithm: Option<String>,
+    /// Access key that created the upload.
+    pub owner: String,
+}
+
+/// An uploaded part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// Part number, 1 to 10,000.
+    pub number: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex MD5 of the part.
+    pub etag: String,
+    /// Upload time.
+    pub last_modified: UnixMillis,
+    /// The part's content.
+    pub body: Body,
+    /// Checksums of the part.
+    pub checksums: Checksums,
+}
+
+/// An access key and its secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// The access key id.
+    pub access_key: String,
+    /// The secret key.
+    pub secret_key: String,
+    /// A human name.
+    pub name: String,
+    /// Creation time.
+    pub created: UnixMillis,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("name", &self.name)
+            .finish()
+    }
+}

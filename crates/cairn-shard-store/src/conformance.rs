@@ -1,0 +1,189 @@
+//! One suite, every implementation: each test runs against [`SegmentStore`] and [`MemStore`].
+//! Tests of what only the on-disk store promises (reopen, torn tails, corruption, compaction)
+//! follow the shared suite.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_types::ChunkId;
+
+use crate::{MemStore, SegmentStore, SegmentStoreOptions, ShardKey, ShardStore, ShardStoreError};
+
+fn key(n: u8, index: u8) -> ShardKey {
+    ShardKey {
+        chunk: ChunkId([n; 32]),
+        index,
+    }
+}
+
+fn payload(n: u8, len: usize) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(n))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn suite(store: Arc<dyn ShardStore>) {
+    // Round trip and absence.
+    assert_eq!(store.get(key(1, 0)).await.unwrap(), None);
+    store.put(key(1, 0), payload(1, 1000)).await.unwrap();
+    assert_eq!(store.get(key(1, 0)).await.unwrap(), Some(payload(1, 1000)));
+    assert!(store.contains(key(1, 0)));
+    assert!(!store.contains(key(1, 1)));
+
+    // Overwrite replaces.
+    store.put(key(1, 0), payload(2, 10)).await.unwrap();
+    assert_eq!(store.get(key(1, 0)).await.unwrap(), Some(payload(2, 10)));
+    assert_eq!(store.stats().shards, 1);
+    assert_eq!(store.stats().live_bytes, 10);
+
+    // Delete once, then it is gone.
+    assert!(store.delete(key(1, 0)).await.unwrap());
+    assert!(!store.delete(key(1, 0)).await.unwrap());
+    assert_eq!(store.get(key(1, 0)).await.unwrap(), None);
+    assert_eq!(store.stats().shards, 0);
+
+    // Empty shards are shards too.
+    store.put(key(3, 2), Bytes::new()).await.unwrap();
+    assert_eq!(store.get(key(3, 2)).await.unwrap(), Some(Bytes::new()));
+
+    // Many concurrent writers all land.
+    let mut tasks = Vec::new();
+    for n in 10..110u8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(
+            async move { s.put(key(n, n % 4), payload(n, 5000)).await },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for n in 10..110u8 {
+        assert_eq!(store.get(key(n, n % 4)).await.unwrap(), Some(payload(n, 5000)));
+    }
+    assert_eq!(store.stats().shards, 101);
+
+    // Compaction never loses live data.
+    for n in 10..100u8 {
+        assert!(store.delete(key(n, n % 4)).await.unwrap());
+    }
+    store.compact().await.unwrap();
+    for n in 100..110u8 {
+        assert_eq!(store.get(key(n, n % 4)).await.unwrap(), Some(payload(n, 5000)));
+    }
+    assert_eq!(store.get(key(50, 2)).await.unwrap(), None);
+}
+
+fn small_segments() -> SegmentStoreOptions {
+    SegmentStoreOptions {
+        segment_bytes: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn mem_store_passes_suite() {
+    suite(Arc::new(MemStore::new())).await;
+}
+
+#[tokio::test]
+async fn segment_store_passes_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(Arc::new(SegmentStore::open(dir.path(), small_segments()).unwrap())).await;
+}
+
+#[tokio::test]
+async fn segment_store_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
+        for n in 0..50u8 {
+            s.put(key(n, 0), payload(n, 3000)).await.unwrap();
+        }
+        for n in 0..25u8 {
+            s.delete(key(n, 0)).await.unwrap();
+        }
+        // Re-put after delete must win over the tombstone, before and after compaction.
+        s.put(key(3, 0), payload(99, 10)).await.unwrap();
+        s.compact().await.unwrap();
+    }
+    let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
+    for n in 0..50u8 {
+        let got = s.get(key(n, 0)).await.unwrap();
+        match n {
+            3 => assert_eq!(got, Some(payload(99, 10))),
+            0..25 => assert_eq!(got, None, "shard {n} was deleted"),
+            _ => assert_eq!(got, Some(payload(n, 3000))),
+        }
+    }
+    assert_eq!(s.stats().shards, 26);
+}
+
+fn newest_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.pop().unwrap()
+}
+
+#[tokio::test]
+async fn torn_tail_is_cut_and_store_stays_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap();
+        s.put(key(1, 0), payload(1, 4000)).await.unwrap();
+        s.put(key(2, 0), payload(2, 4000)).await.unwrap();
+    }
+    // Simulate a crash in the middle of appending a third record.
+    let path = newest_segment(dir.path());
+    let good_len = std::fs::metadata(&path).unwrap().len();
+    let torn = crate::format::encode_header(crate::format::KIND_SHARD, key(3, 0), &payload(3, 4000));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, &torn).unwrap();
+    std::io::Write::write_all(&mut f, &payload(3, 100)).unwrap();
+    drop(f);
+
+    let s = SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+    assert_eq!(s.get(key(1, 0)).await.unwrap(), Some(payload(1, 4000)));
+    assert_eq!(s.get(key(2, 0)).await.unwrap(), Some(payload(2, 4000)));
+    assert_eq!(s.get(key(3, 0)).await.unwrap(), None);
+    s.put(key(4, 0), payload(4, 10)).await.unwrap();
+    drop(s);
+    let s = SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap();
+    assert_eq!(s.get(key(4, 0)).await.unwrap(), Some(payload(4, 10)));
+}
+
+#[tokio::test]
+async fn flipped_bit_is_reported_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap();
+    s.put(key(1, 0), payload(1, 4000)).await.unwrap();
+    let path = newest_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[crate::format::HEADER_LEN + 100] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    match s.get(key(1, 0)).await {
+        Err(ShardStoreError::Corrupt { index: 0, .. }) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn compaction_reclaims_dead_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
+    for n in 0..100u8 {
+        s.put(key(n, 1), payload(n, 4000)).await.unwrap();
+    }
+    let before = s.stats().disk_bytes;
+    for n in 0..90u8 {
+        s.delete(key(n, 1)).await.unwrap();
+    }
+    let report = s.compact().await.unwrap();
+    assert!(report.segments_removed > 0);
+    assert!(s.stats().disk_bytes < before / 2, "{:?} vs {before}", s.stats());
+    for n in 90..100u8 {
+        assert_eq!(s.get(key(n, 1)).await.unwrap(), Some(payload(n, 4000)));
+    }
+}

@@ -1,0 +1,110 @@
+//! Micro-benchmarks of the CPU and disk stages of the data path: chunking, hashing, erasure
+//! coding and the shard store's group commit.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_chunk::{chunk_id, Chunker, ChunkerParams, Codec};
+use cairn_shard_store::{SegmentStore, SegmentStoreOptions, ShardKey, ShardStore};
+use cairn_types::{ChunkId, ErasureScheme};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn chunking_and_hashing(c: &mut Criterion) {
+    let input = data(64 << 20);
+    let mut g = c.benchmark_group("chunk");
+    g.throughput(Throughput::Bytes(input.len() as u64));
+    g.sample_size(10);
+    g.bench_function("fastcdc_v1_64MiB", |b| {
+        b.iter(|| {
+            let mut ch = Chunker::new(ChunkerParams::V1);
+            let mut n = ch.push(&input).len();
+            n += ch.finish().len();
+            n
+        })
+    });
+    g.bench_function("blake3_64MiB", |b| b.iter(|| chunk_id(&input)));
+    g.finish();
+}
+
+fn erasure(c: &mut Criterion) {
+    let chunk = Bytes::from(data(1 << 20));
+    let mut g = c.benchmark_group("erasure_1MiB");
+    g.throughput(Throughput::Bytes(chunk.len() as u64));
+    for (k, m) in [(2u8, 1u8), (4, 2), (8, 4)] {
+        let codec = Codec::new(ErasureScheme::new(k, m).unwrap());
+        g.bench_with_input(BenchmarkId::new("encode", format!("{k}+{m}")), &chunk, |b, chunk| {
+            b.iter(|| codec.encode(chunk))
+        });
+        let shards = codec.encode(&chunk);
+        g.bench_with_input(
+            BenchmarkId::new("rebuild_two_missing", format!("{k}+{m}")),
+            &shards,
+            |b, shards| {
+                b.iter(|| {
+                    let mut slots: Vec<Option<Bytes>> = shards.iter().cloned().map(Some).collect();
+                    slots[0] = None;
+                    if m > 1 {
+                        slots[1] = None;
+                    }
+                    codec.decode(slots, chunk.len()).unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn shard_store(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap());
+    let mut g = c.benchmark_group("shard_store");
+    g.sample_size(10);
+    let mut n = 0u64;
+    for (size, concurrency) in [(4096usize, 32usize), (1 << 20, 4)] {
+        let payload = Bytes::from(data(size));
+        g.throughput(Throughput::Bytes((size * concurrency) as u64));
+        g.bench_function(format!("put_fsynced_{size}B_x{concurrency}"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut tasks = Vec::new();
+                    for _ in 0..concurrency {
+                        n += 1;
+                        let mut id = [0u8; 32];
+                        id[..8].copy_from_slice(&n.to_le_bytes());
+                        let (s, p) = (store.clone(), payload.clone());
+                        tasks.push(tokio::spawn(async move {
+                            s.put(
+                                ShardKey {
+                                    chunk: ChunkId(id),
+                                    index: 0,
+                                },
+                                p,
+                            )
+                            .await
+                        }));
+                    }
+                    for t in tasks {
+                        t.await.unwrap().unwrap();
+                    }
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, chunking_and_hashing, erasure, shard_store);
+criterion_main!(benches);

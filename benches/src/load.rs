@@ -1,0 +1,252 @@
+//! `cairn-load`: an S3 load generator. PUTs unique objects (no two share a chunk, so
+//! deduplication cannot flatter the figures) for a while, then GETs them back and verifies
+//! every byte, and reports MiB/s, ops/s, latency percentiles and time to first byte.
+//!
+//! ```text
+//! cairn-load --endpoint http://127.0.0.1:9000 --access-key K --secret-key S \
+//!            --size 1MiB --concurrency 16 --duration 20
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::Parser;
+use futures::StreamExt;
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "S3 load generator: PUT then GET with verification")]
+struct Args {
+    /// S3 endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    endpoint: url::Url,
+    /// Access key (default: $AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: String,
+    /// Secret key (default: $AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY")]
+    secret_key: String,
+    /// Bucket to use (created if missing).
+    #[arg(long, default_value = "cairn-load")]
+    bucket: String,
+    /// Object size, e.g. 4KiB, 1MiB, 64MiB.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    size: usize,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds of each phase (PUT, then GET).
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Region to sign for.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("GiB") {
+        (n, 1 << 30)
+    } else if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1 << 10)
+    } else {
+        (s, 1)
+    };
+    num.trim().parse::<usize>().map(|n| n * mult).map_err(|e| e.to_string())
+}
+
+/// Unique content for object `id`: a fixed random pattern XORed with a per-object word, so every
+/// chunk of every object differs, at memory speed.
+fn content(pattern: &[u8], id: u64) -> Bytes {
+    let mask = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).to_le_bytes();
+    let mut out = pattern.to_vec();
+    for (i, b) in out.iter_mut().enumerate() {
+        *b ^= mask[i & 7].wrapping_add((i >> 12) as u8);
+    }
+    Bytes::from(out)
+}
+
+struct Stats {
+    ops: u64,
+    bytes: u64,
+    latency_us: Vec<u64>,
+    ttfb_us: Vec<u64>,
+}
+
+fn pct(v: &mut [u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i] as f64 / 1000.0
+}
+
+fn report(name: &str, mut s: Stats, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{name}: {:.1} MiB/s, {:.0} ops/s, latency p50 {:.2} ms p99 {:.2} ms, ttfb p50 {:.2} ms p99 {:.2} ms ({} ops in {:.1} s)",
+        s.bytes as f64 / (1 << 20) as f64 / secs,
+        s.ops as f64 / secs,
+        pct(&mut s.latency_us, 0.5),
+        pct(&mut s.latency_us, 0.99),
+        pct(&mut s.ttfb_us, 0.5),
+        pct(&mut s.ttfb_us, 0.99),
+        s.ops,
+        secs
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bucket = Arc::new(Bucket::new(
+        args.endpoint.clone(),
+        UrlStyle::Path,
+        args.bucket.clone(),
+        args.region.clone(),
+    )?);
+    let creds = Arc::new(Credentials::new(args.access_key.clone(), args.secret_key.clone()));
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .build()?;
+    let url = bucket.create_bucket(&creds).sign(Duration::from_secs(600));
+    let r = http.put(url).send().await?;
+    if !(r.status().is_success() || r.status().as_u16() == 409) {
+        bail!("create bucket: {} {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let mut pattern = vec![0u8; args.size];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for b in pattern.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let pattern = Arc::new(pattern);
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let phase = Duration::from_secs(args.duration);
+
+    // PUT phase.
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..args.concurrency {
+        let (http, bucket, creds, pattern) = (http.clone(), bucket.clone(), creds.clone(), pattern.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stats = Stats {
+                ops: 0,
+                bytes: 0,
+                latency_us: vec![],
+                ttfb_us: vec![],
+            };
+            let mut written = Vec::new();
+            let mut i = 0u64;
+            while start.elapsed() < phase {
+                let id = (run_id << 32) ^ ((w as u64) << 20) ^ i;
+                i += 1;
+                let key = format!("load/{run_id}/{w}/{i}");
+                let body = content(&pattern, id);
+                let hash = blake3::hash(&body);
+                let url = bucket.put_object(Some(&creds), &key).sign(Duration::from_secs(3600));
+                let t = Instant::now();
+                let r = http.put(url).body(body).send().await?;
+                let status = r.status();
+                r.bytes().await?;
+                if !status.is_success() {
+                    bail!("PUT {key}: {status}");
+                }
+                let us = t.elapsed().as_micros() as u64;
+                stats.latency_us.push(us);
+                stats.ttfb_us.push(us);
+                stats.ops += 1;
+                stats.bytes += pattern.len() as u64;
+                written.push((key, hash));
+            }
+            Ok::<_, anyhow::Error>((stats, written))
+        }));
+    }
+    let mut put = Stats {
+        ops: 0,
+        bytes: 0,
+        latency_us: vec![],
+        ttfb_us: vec![],
+    };
+    let mut objects = Vec::new();
+    for t in tasks {
+        let (s, w) = t.await??;
+        put.ops += s.ops;
+        put.bytes += s.bytes;
+        put.latency_us.extend(s.latency_us);
+        put.ttfb_us.extend(s.ttfb_us);
+        objects.extend(w);
+    }
+    report("PUT", put, start.elapsed());
+    if objects.is_empty() {
+        bail!("no object was written");
+    }
+
+    // GET phase: read the objects back round-robin and verify each.
+    let objects = Arc::new(objects);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..args.concurrency {
+        let (http, bucket, creds, objects) = (http.clone(), bucket.clone(), creds.clone(), objects.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stats = Stats {
+                ops: 0,
+                bytes: 0,
+                latency_us: vec![],
+                ttfb_us: vec![],
+            };
+            let mut i = w;
+            while start.elapsed() < phase {
+                let (key, want) = &objects[i % objects.len()];
+                i += 7;
+                let url = bucket.get_object(Some(&creds), key).sign(Duration::from_secs(3600));
+                let t = Instant::now();
+                let r = http.get(url).send().await?;
+                stats.ttfb_us.push(t.elapsed().as_micros() as u64);
+                if !r.status().is_success() {
+                    bail!("GET {key}: {}", r.status());
+                }
+                let mut h = blake3::Hasher::new();
+                let mut n = 0u64;
+                let mut body = r.bytes_stream();
+                while let Some(b) = body.next().await {
+                    let b = b?;
+                    n += b.len() as u64;
+                    h.update(&b);
+                }
+                if h.finalize() != *want {
+                    bail!("GET {key}: content differs from what was written ({n} bytes)");
+                }
+                stats.latency_us.push(t.elapsed().as_micros() as u64);
+                stats.ops += 1;
+                stats.bytes += n;
+            }
+            Ok::<_, anyhow::Error>(stats)
+        }));
+    }
+    let mut get = Stats {
+        ops: 0,
+        bytes: 0,
+        latency_us: vec![],
+        ttfb_us: vec![],
+    };
+    for t in tasks {
+        let s = t.await?.context("GET worker")?;
+        get.ops += s.ops;
+        get.bytes += s.bytes;
+        get.latency_us.extend(s.latency_us);
+        get.ttfb_us.extend(s.ttfb_us);
+    }
+    report("GET", get, start.elapsed());
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The server's configuration: built-in defaults, then an optional TOML file, then `CAIRN_*`
+//! environment variables, then command-line flags; validated once, logged at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Flags of `cairn server`. Every flag overrides the file and the environment.
+#[derive(Args, Debug, Default, Serialize)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./cairn-data]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// S3 listen address [default: 127.0.0.1:9000]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_addr: Option<SocketAddr>,
+    /// Admin API listen address [default: 127.0.0.1:9001]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<SocketAddr>,
+    /// Number of disk directories under the data directory [default: 1]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disks: Option<usize>,
+    /// Region the server signs for [default: us-east-1]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Base domain for virtual-host-style requests (bucket.DOMAIN)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ServerConfig {
+    pub data: PathBuf,
+    pub s3_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub disks: usize,
+    pub region: String,
+    pub domain: Option<String>,
+    /// Seconds to drain in-flight requests at shutdown.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data: PathBuf::from("./cairn-data"),
+            s3_addr: "127.0.0.1:9000".parse().expect("literal"),
+            admin_addr: "127.0.0.1:9001".parse().expect("literal"),
+            disks: 1,
+            region: "us-east-1".into(),
+            domain: None,
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Layers defaults, file, environment and flags, and validates the result.
+    pub fn load(args: &ServerArgs) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(path) = &args.config {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("CAIRN_").only(&[
+            "data",
+            "s3_addr",
+            "admin_addr",
+            "disks",
+            "region",
+            "domain",
+            "drain_timeout_secs",
+        ]);
+        let cfg: ServerConfig = fig
+            .merge(env)
+            .merge(Serialized::defaults(args))
+            .extract()
+            .context("invalid configuration")?;
+        if cfg.disks == 0 || cfg.disks > 32 {
+            bail!("disks: must be between 1 and 32, got {}", cfg.disks);
+        }
+        if cfg.region.is_empty() {
+            bail!("region: must not be empty");
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,37 @@
+//! `cairn`: one binary for every role and the admin commands.
+
+mod config;
+mod credentials;
+mod keys;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Cairn: a distributed, S3-compatible object store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every role (metadata, storage, S3 gateway) in one process.
+    Server(config::ServerArgs),
+    /// Manage access keys of a running server.
+    Key {
+        #[command(subcommand)]
+        command: keys::KeyCommand,
+        #[command(flatten)]
+        admin: keys::AdminArgs,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Key { command, admin } => rt.block_on(keys::run(command, admin)),
+    }
+}

@@ -1,0 +1,248 @@
+//! Helpers for multi-process tests: start the real `cairn` binary on OS-chosen ports with a
+//! temporary data directory, drive it with real clients (aws-cli, boto3), kill it with SIGKILL.
+//!
+//! The binary is found next to the test executable (`target/<profile>/cairn`) or at
+//! `$CAIRN_BIN`; the test command builds it first.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Root credentials every test server is started with.
+pub const ACCESS_KEY: &str = "CKTESTROOTACCESSKEY1";
+/// Root secret of test servers.
+pub const SECRET_KEY: &str = "test-root-secret-key-0123456789abcdefghij";
+
+/// Path of the `cairn` binary under test.
+pub fn cairn_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = dir.join("cairn");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (cargo build --bin cairn) or set CAIRN_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `cairn server` process.
+pub struct Server {
+    child: Option<Child>,
+    /// S3 endpoint, `http://127.0.0.1:PORT`.
+    pub s3: String,
+    /// Admin endpoint.
+    pub admin: String,
+    /// Data directory.
+    pub data: PathBuf,
+    /// Server log (stderr).
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on `data` with `disks` disks and waits until it says it is ready.
+    pub fn start(data: &Path, disks: usize) -> Server {
+        std::fs::create_dir_all(data).unwrap();
+        let log = data.with_extension("log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(cairn_bin())
+            .args(["server", "--s3-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(data)
+            .args(["--disks", &disks.to_string()])
+            .env("CAIRN_ROOT_ACCESS_KEY", ACCESS_KEY)
+            .env("CAIRN_ROOT_SECRET_KEY", SECRET_KEY)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn cairn server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        let (mut s3, mut admin) = (None, None);
+        loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("S3 API: ") {
+                        s3 = Some(a.to_string());
+                    } else if let Some(a) = line.strip_prefix("Admin API: ") {
+                        admin = Some(a.to_string());
+                    } else if line == "Ready." {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not become ready; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Server {
+            child: Some(child),
+            s3: s3.expect("S3 address line"),
+            admin: admin.expect("admin address line"),
+            data: data.to_path_buf(),
+            log,
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        c.wait().unwrap()
+    }
+
+    /// Runs aws-cli against this server with the root credentials.
+    pub fn aws(&self, args: &[&str]) -> Output {
+        self.aws_as(ACCESS_KEY, SECRET_KEY, args)
+    }
+
+    /// Runs aws-cli with the given credentials.
+    pub fn aws_as(&self, access_key: &str, secret_key: &str, args: &[&str]) -> Output {
+        Command::new("aws")
+            .arg("--endpoint-url")
+            .arg(&self.s3)
+            .args(["--region", "us-east-1"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", secret_key)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_PAGER", "")
+            .output()
+            .expect("run aws (install aws-cli: pip install awscli)")
+    }
+
+    /// Runs aws-cli and panics with its output unless it succeeds; returns stdout.
+    pub fn aws_ok(&self, args: &[&str]) -> String {
+        let out = self.aws(args);
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a Python script of `cluster-tests/py` with the endpoint and credentials in its
+    /// environment (`CAIRN_S3`, `CAIRN_ADMIN`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    pub fn python(&self, script: &str, args: &[&str]) -> Output {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
+        Command::new("python3")
+            .arg(path)
+            .args(args)
+            .env("CAIRN_S3", &self.s3)
+            .env("CAIRN_ADMIN", &self.admin)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .output()
+            .expect("run python3")
+    }
+
+    /// GET on the admin API with root credentials; returns the JSON body.
+    pub fn admin_get(&self, path: &str) -> serde_json::Value {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}{}", self.admin, path))
+            .basic_auth(ACCESS_KEY, Some(SECRET_KEY))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    /// Payload bytes of live shards over all disks.
+    pub fn live_bytes(&self) -> u64 {
+        self.admin_get("/admin/v1/status")["stats"]["live_bytes"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Asserts that a process succeeded, showing its output if not.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes `len` deterministic pseudo-random bytes (xorshift seeded by `seed`) to `path`.
+pub fn write_random_file(path: &Path, len: u64, seed: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for w in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+}
+
+/// BLAKE3 of a file, for bit-exact comparisons without holding it in memory.
+pub fn file_hash(path: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path).unwrap()).unwrap();
+    h.finalize().to_hex().to_string()
+}

@@ -1,0 +1,64 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn_meta::{KvError, KvRead};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+
+use crate::{io_err, LogStore, StateMachine};
+
+pub(crate) const CF_LOG: &str = "log";
+pub(crate) const CF_RAFT: &str = "raft";
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_SM_META: &str = "sm_meta";
+
+/// The RocksDB instance holding the log, the state machine and snapshots.
+pub type MetaDb = Arc<DB>;
+
+/// Opens (or creates) the metadata database in `path` and returns its log store, state machine
+/// and a reader of the state. Blocking: call from a blocking context or at start-up.
+pub fn open(path: impl AsRef<Path>) -> std::io::Result<(LogStore, StateMachine, StateReader)> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_keep_log_file_num(4);
+    let cfs = [CF_LOG, CF_RAFT, CF_STATE, CF_SM_META]
+        .into_iter()
+        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);
+    let sm = StateMachine::load(db.clone())?;
+    Ok((LogStore::new(db.clone()), sm, StateReader { db }))
+}
+
+/// Reads of the replicated state, straight from the state machine's column family. Blocking:
+/// wrap calls in `spawn_blocking`.
+#[derive(Clone)]
+pub struct StateReader {
+    pub(crate) db: MetaDb,
+}
+
+impl KvRead for StateReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let cf = self.db.cf_handle(CF_STATE).expect("state column family");
+        self.db.get_cf(&cf, key).map_err(|e| KvError(e.to_string()))
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+        let cf = self.db.cf_handle(CF_STATE).expect("state column family");
+        let mut out = Vec::new();
+        if from >= to || limit == 0 {
+            return Ok(out);
+        }
+        for item in self.db.iterator_cf(&cf, IteratorMode::From(from, Direction::Forward)) {
+            let (k, v) = item.map_err(|e| KvError(e.to_string()))?;
+            if &*k >= to {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

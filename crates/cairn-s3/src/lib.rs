@@ -1,0 +1,149 @@
+//! The S3 protocol over the [`cairn`] API.
+//!
+//! Owns: the `s3s` service (routing, XML, SigV4 including presigned URLs and aws-chunked
+//! streaming with trailers), authentication against the keys in the metadata, the bucket
+//! ownership check, S3's limits and conditional requests, request checksums, and the one
+//! mapping of [`cairn::Error`] to S3 error codes ([`error`]).
+//!
+//! Invariants: every request is authenticated (anonymous requests are denied); a client's
+//! mistake gets a 4xx with S3's code and an XML body, never a 500; nothing is visible until
+//! every checksum the client sent has been verified.
+//!
+//! Must not depend on: RocksDB, tonic, placement. It sees only the `cairn` API.
+
+mod auth;
+mod bucket;
+mod checksum;
+mod error;
+mod list;
+mod multipart;
+mod object;
+mod util;
+
+use std::sync::Arc;
+
+use cairn::Store;
+use s3s::dto::*;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3Request, S3Response, S3Result, S3};
+
+pub use auth::{CairnAccess, CairnAuth, RootCredentials};
+
+/// Settings of the S3 front end.
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    /// The region requests are signed for.
+    pub region: String,
+    /// Base domain for virtual-host-style requests (`bucket.DOMAIN`), if any.
+    pub domain: Option<String>,
+    /// The root credentials: full access to everything.
+    pub root: RootCredentials,
+}
+
+/// The S3 implementation: each operation delegates to its module.
+#[derive(Clone)]
+pub struct CairnS3 {
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<S3Settings>,
+}
+
+/// Builds the S3 service for `store`: routing, authentication, access checks and limits.
+pub fn build_service(store: Store, settings: S3Settings) -> Result<S3Service, String> {
+    let settings = Arc::new(settings);
+    let s3 = CairnS3 {
+        store: store.clone(),
+        settings: settings.clone(),
+    };
+    let mut b = S3ServiceBuilder::new(s3);
+    b.set_auth(CairnAuth::new(store.clone(), settings.root.clone()));
+    b.set_access(CairnAccess::new(store, settings.root.access_key.clone()));
+    if let Some(domain) = &settings.domain {
+        b.set_host(s3s::host::SingleDomain::new(domain).map_err(|e| e.to_string())?);
+    }
+    let mut config = s3s::config::S3Config::default();
+    config.xml_max_body_size = 2 * 1024 * 1024;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(config))));
+    Ok(b.build())
+}
+
+#[async_trait::async_trait]
+impl S3 for CairnS3 {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list_buckets(self, req).await
+    }
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create_bucket(self, req).await
+    }
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head_bucket(self, req).await
+    }
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete_bucket(self, req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::get_bucket_location(self, req).await
+    }
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        object::put_object(self, req).await
+    }
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        object::get_object(self, req).await
+    }
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        object::head_object(self, req).await
+    }
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        object::delete_object(self, req).await
+    }
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        object::delete_objects(self, req).await
+    }
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        object::copy_object(self, req).await
+    }
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create(self, req).await
+    }
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(self, req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete(self, req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort(self, req).await
+    }
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        multipart::list_uploads(self, req).await
+    }
+}

@@ -1,0 +1,302 @@
+//! Multipart uploads.
+
+use cairn::PutConditions;
+use futures::TryStreamExt;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::auth::may_access;
+use crate::checksum::BodyCheck;
+use crate::error::S3ResultExt;
+use crate::object::{body_stream, copy_source};
+use crate::util::{self, caller, check_key, check_preconditions, timestamp};
+use crate::CairnS3;
+
+fn part_number(n: i32) -> S3Result<u32> {
+    if (cairn_types::limits::MIN_PART_NUMBER..=cairn_types::limits::MAX_PART_NUMBER).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ))
+    }
+}
+
+pub(crate) async fn create(
+    s3: &CairnS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let who = caller(&req)?;
+    let i = req.input;
+    check_key(&i.key)?;
+    let attrs = util::attrs(
+        i.content_type,
+        i.content_disposition,
+        i.content_encoding,
+        i.content_language,
+        i.cache_control,
+        i.expires,
+        i.metadata,
+    )?;
+    let algorithm = i.checksum_algorithm.as_ref().map(|a| a.as_str().to_string());
+    let upload = s3
+        .store
+        .create_upload(&i.bucket, &i.key, attrs, algorithm, &who)
+        .await
+        .s3()?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(upload.upload_id),
+        checksum_algorithm: i.checksum_algorithm,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn upload_part(
+    s3: &CairnS3,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let i = req.input;
+    let number = part_number(i.part_number)?;
+    s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    let mut check = BodyCheck::new(
+        &req.headers,
+        i.checksum_algorithm.as_ref(),
+        cairn::Checksums {
+            crc32: i.checksum_crc32,
+            crc32c: i.checksum_crc32c,
+            sha1: i.checksum_sha1,
+            sha256: i.checksum_sha256,
+            crc64nvme: i.checksum_crc64nvme,
+        },
+        i.content_md5.as_deref(),
+    )?;
+    let body = body_stream(i.body).inspect_ok(|b| check.update(b));
+    let staged = s3
+        .store
+        .stage(body, cairn_types::limits::MAX_PART_SIZE, false)
+        .await
+        .s3()?;
+    let checksums = check.finish(&staged.md5, req.trailing_headers.as_ref())?;
+    let part = s3
+        .store
+        .commit_part(&i.bucket, &i.key, &i.upload_id, number, staged, checksums.clone())
+        .await
+        .s3()?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(part.etag)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        ..Default::default()
+    }))
+}
+
+/// Parses `bytes=first-last` of x-amz-copy-source-range.
+fn copy_range(r: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "the x-amz-copy-source-range value must be of the form bytes=first-last"
+        )
+    };
+    let spec = r.strip_prefix("bytes=").ok_or_else(bad)?;
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let first: u64 = a.parse().map_err(|_| bad())?;
+    let last: u64 = b.parse().map_err(|_| bad())?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidRange));
+    }
+    Ok(first..last + 1)
+}
+
+pub(crate) async fn upload_part_copy(
+    s3: &CairnS3,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let who = caller(&req)?;
+    let i = req.input;
+    let number = part_number(i.part_number)?;
+    s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    let (src_bucket, src_key) = copy_source(&i.copy_source)?;
+    may_access(s3, &who, &src_bucket).await?;
+    let src = s3.store.object(&src_bucket, &src_key).await.s3()?;
+    check_preconditions(
+        &src,
+        i.copy_source_if_match.as_ref(),
+        i.copy_source_if_unmodified_since.as_ref(),
+        i.copy_source_if_none_match.as_ref(),
+        i.copy_source_if_modified_since.as_ref(),
+        true,
+    )?;
+    let range = match i.copy_source_range.as_deref() {
+        Some(r) => copy_range(r, src.size)?,
+        None => 0..src.size,
+    };
+    // The bytes are read back and re-chunked; chunks identical to the source's are
+    // deduplicated, so aligned copies store nothing new.
+    let body = s3.store.read(&src, range);
+    let staged = s3
+        .store
+        .stage(body, cairn_types::limits::MAX_PART_SIZE, false)
+        .await
+        .s3()?;
+    let part = s3
+        .store
+        .commit_part(&i.bucket, &i.key, &i.upload_id, number, staged, Default::default())
+        .await
+        .s3()?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(ETag::Strong(part.etag)),
+            last_modified: Some(timestamp(part.last_modified)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn complete(
+    s3: &CairnS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let i = req.input;
+    let listed = i
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| s3_error!(MalformedXML, "the XML must list at least one part"))?;
+    let mut parts = Vec::with_capacity(listed.len());
+    for p in listed {
+        let n = part_number(
+            p.part_number
+                .ok_or_else(|| s3_error!(MalformedXML, "a part has no PartNumber"))?,
+        )?;
+        let e = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "a part has no ETag"))?;
+        parts.push((n, e.value().to_string()));
+    }
+    let conditions = PutConditions {
+        if_none_match: matches!(i.if_none_match, Some(ETagCondition::Any)),
+        if_match: None,
+    };
+    let o = s3
+        .store
+        .complete_upload(&i.bucket, &i.key, &i.upload_id, parts, conditions)
+        .await
+        .s3()?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(i.bucket.clone()),
+        key: Some(i.key.clone()),
+        e_tag: Some(ETag::Strong(o.etag)),
+        location: Some(format!("/{}/{}", i.bucket, i.key)),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn abort(
+    s3: &CairnS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let i = req.input;
+    s3.store.abort_upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(crate) async fn list_parts(s3: &CairnS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let i = req.input;
+    let upload = s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    let max = match i.max_parts {
+        None => 1000,
+        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-parts must not be negative")),
+        Some(n) => (n as usize).min(1000),
+    };
+    let after = i.part_number_marker.unwrap_or(0).max(0) as u32;
+    let mut parts = s3.store.parts(&i.upload_id, after, max + 1).await.s3()?;
+    let truncated = parts.len() > max;
+    parts.truncate(max);
+    let next = parts.last().map(|p| p.number as i32);
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(i.upload_id),
+        max_parts: Some(max as i32),
+        part_number_marker: i.part_number_marker,
+        next_part_number_marker: next,
+        is_truncated: Some(truncated),
+        checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+        parts: Some(
+            parts
+                .into_iter()
+                .map(|p| Part {
+                    part_number: Some(p.number as i32),
+                    size: Some(p.size as i64),
+                    e_tag: Some(ETag::Strong(p.etag)),
+                    last_modified: Some(timestamp(p.last_modified)),
+                    checksum_crc32: p.checksums.crc32,
+                    checksum_crc32c: p.checksums.crc32c,
+                    checksum_sha1: p.checksums.sha1,
+                    checksum_sha256: p.checksums.sha256,
+                    checksum_crc64nvme: p.checksums.crc64nvme,
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn list_uploads(
+    s3: &CairnS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let i = req.input;
+    s3.store.bucket(&i.bucket).await.s3()?;
+    let max = match i.max_uploads {
+        None => 1000,
+        Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-uploads must not be negative")),
+        Some(n) => (n as usize).min(1000),
+    };
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let mut uploads = s3
+        .store
+        .uploads(
+            &i.bucket,
+            &prefix,
+            i.key_marker.as_deref().unwrap_or(""),
+            i.upload_id_marker.as_deref().unwrap_or(""),
+            max + 1,
+        )
+        .await
+        .s3()?;
+    let truncated = uploads.len() > max;
+    uploads.truncate(max);
+    let (next_key, next_id) = match uploads.last() {
+        Some(u) if truncated => (Some(u.key.clone()), Some(u.upload_id.clone())),
+        _ => (None, None),
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(i.bucket),
+        prefix: Some(prefix),
+        key_marker: i.key_marker,
+        upload_id_marker: i.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        next_key_marker: next_key,
+        next_upload_id_marker: next_id,
+        uploads: Some(
+            uploads
+                .into_iter()
+                .map(|u| MultipartUpload {
+                    key: Some(u.key),
+                    upload_id: Some(u.upload_id),
+                    initiated: Some(timestamp(u.initiated)),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}

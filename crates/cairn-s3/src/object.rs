@@ -1,0 +1,376 @@
+//! Object operations: PUT, GET, HEAD, DELETE, DeleteObjects, CopyObject.
+
+use bytes::Bytes;
+use cairn::{Checksums, ObjectRecord, PutConditions};
+use futures::{stream, TryStreamExt};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::auth::may_access;
+use crate::checksum::BodyCheck;
+use crate::error::{to_s3, S3ResultExt};
+use crate::util::{self, caller, check_key, check_preconditions, custom_error, etag, timestamp};
+use crate::CairnS3;
+
+/// Largest single PUT, as AWS (5 GiB).
+const MAX_PUT: u64 = cairn_types::limits::MAX_PART_SIZE;
+
+pub(crate) type Body = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, s3s::StdError>> + Send>>;
+
+/// The request body as a stream (an absent body is an empty one).
+pub(crate) fn body_stream(body: Option<StreamingBlob>) -> Body {
+    match body {
+        Some(b) => Box::pin(b),
+        None => Box::pin(stream::empty()),
+    }
+}
+
+fn given_checksums(
+    crc32: Option<String>,
+    crc32c: Option<String>,
+    sha1: Option<String>,
+    sha256: Option<String>,
+    crc64nvme: Option<String>,
+) -> Checksums {
+    Checksums {
+        crc32,
+        crc32c,
+        sha1,
+        sha256,
+        crc64nvme,
+    }
+}
+
+pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    check_key(&input.key)?;
+    let attrs = util::attrs(
+        input.content_type,
+        input.content_disposition,
+        input.content_encoding,
+        input.content_language,
+        input.cache_control,
+        input.expires,
+        input.metadata,
+    )?;
+    let conditions = PutConditions {
+        if_none_match: match &input.if_none_match {
+            None => false,
+            Some(ETagCondition::Any) => true,
+            Some(_) => return Err(s3_error!(NotImplemented, "If-None-Match on PUT supports only '*'")),
+        },
+        if_match: match &input.if_match {
+            None => None,
+            Some(ETagCondition::Any) => Some("*".into()),
+            Some(ETagCondition::ETag(e)) => Some(e.value().to_string()),
+        },
+    };
+    // Fail fast on a missing bucket, before reading the body.
+    s3.store.bucket(&input.bucket).await.s3()?;
+    let mut check = BodyCheck::new(
+        &req.headers,
+        input.checksum_algorithm.as_ref(),
+        given_checksums(
+            input.checksum_crc32,
+            input.checksum_crc32c,
+            input.checksum_sha1,
+            input.checksum_sha256,
+            input.checksum_crc64nvme,
+        ),
+        input.content_md5.as_deref(),
+    )?;
+    let body = body_stream(input.body).inspect_ok(|b| check.update(b));
+    let staged = s3.store.stage(body, MAX_PUT, true).await.s3()?;
+    let checksums = check.finish(&staged.md5, req.trailing_headers.as_ref())?;
+    let object = s3
+        .store
+        .commit_object(
+            &input.bucket,
+            &input.key,
+            staged,
+            attrs,
+            checksums.clone(),
+            &who,
+            conditions,
+        )
+        .await
+        .s3()?;
+    metrics::counter!("cairn_s3_put_bytes_total").increment(object.size);
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&object)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        ..Default::default()
+    }))
+}
+
+/// The byte range a GET or HEAD asks for, and its Content-Range.
+fn select_range(
+    o: &ObjectRecord,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<(std::ops::Range<u64>, Option<String>)> {
+    if let Some(n) = part_number {
+        if range.is_some() {
+            return Err(s3_error!(InvalidRequest, "cannot specify both Range and partNumber"));
+        }
+        let extent = if o.parts.is_empty() {
+            (n == 1).then_some((0, o.size))
+        } else {
+            o.parts
+                .iter()
+                .find(|p| i64::from(p.number) == i64::from(n))
+                .map(|p| (p.offset, p.size))
+        };
+        let (start, size) = extent.ok_or_else(|| {
+            custom_error(
+                "InvalidPartNumber",
+                http::StatusCode::RANGE_NOT_SATISFIABLE,
+                "the requested partnumber is not satisfiable",
+            )
+        })?;
+        let cr = (!o.parts.is_empty() && size > 0).then(|| format!("bytes {}-{}/{}", start, start + size - 1, o.size));
+        return Ok((start..start + size, cr));
+    }
+    match range {
+        None => Ok((0..o.size, None)),
+        Some(r) => {
+            let r = r.check(o.size).map_err(|_| s3_error!(InvalidRange))?;
+            let cr = format!("bytes {}-{}/{}", r.start, r.end - 1, o.size);
+            Ok((r, Some(cr)))
+        }
+    }
+}
+
+fn wants_checksum(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
+}
+
+pub(crate) async fn get_object(s3: &CairnS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let o = s3.store.object(&input.bucket, &input.key).await.s3()?;
+    check_preconditions(
+        &o,
+        input.if_match.as_ref(),
+        input.if_unmodified_since.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        false,
+    )?;
+    let (range, content_range) = select_range(&o, input.range.as_ref(), input.part_number)?;
+    let whole = range.start == 0 && range.end == o.size;
+    let length = range.end - range.start;
+    let body = s3.store.read(&o, range).map_err(|e| {
+        tracing::error!(error = %e, "read failed mid-stream");
+        std::io::Error::other(e.to_string())
+    });
+    metrics::counter!("cairn_s3_get_bytes_total").increment(length);
+    let checksums = if whole && wants_checksum(input.checksum_mode.as_ref()) {
+        o.checksums.clone()
+    } else {
+        Checksums::default()
+    };
+    let a = &o.attrs;
+    Ok(S3Response::new(GetObjectOutput {
+        // s3s wants a Sync stream; the wrapper is sound because a stream is only ever polled
+        // through an exclusive reference.
+        body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
+        content_length: Some(length as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(etag(&o)),
+        last_modified: Some(timestamp(o.last_modified)),
+        metadata: util::metadata(a),
+        content_type: input.response_content_type.or_else(|| a.content_type.clone()),
+        content_disposition: input
+            .response_content_disposition
+            .or_else(|| a.content_disposition.clone()),
+        content_encoding: input.response_content_encoding.or_else(|| a.content_encoding.clone()),
+        content_language: input.response_content_language.or_else(|| a.content_language.clone()),
+        cache_control: input.response_cache_control.or_else(|| a.cache_control.clone()),
+        expires: input.response_expires.or_else(|| util::expires(a)),
+        parts_count: (!o.parts.is_empty() && input.part_number.is_some()).then_some(o.parts.len() as i32),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn head_object(
+    s3: &CairnS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let o = s3.store.object(&input.bucket, &input.key).await.s3()?;
+    check_preconditions(
+        &o,
+        input.if_match.as_ref(),
+        input.if_unmodified_since.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        false,
+    )?;
+    let (range, content_range) = select_range(&o, input.range.as_ref(), input.part_number)?;
+    let whole = range.start == 0 && range.end == o.size;
+    let checksums = if whole && wants_checksum(input.checksum_mode.as_ref()) {
+        o.checksums.clone()
+    } else {
+        Checksums::default()
+    };
+    let a = &o.attrs;
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: Some((range.end - range.start) as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(etag(&o)),
+        last_modified: Some(timestamp(o.last_modified)),
+        metadata: util::metadata(a),
+        content_type: a.content_type.clone(),
+        content_disposition: a.content_disposition.clone(),
+        content_encoding: a.content_encoding.clone(),
+        content_language: a.content_language.clone(),
+        cache_control: a.cache_control.clone(),
+        expires: util::expires(a),
+        parts_count: (!o.parts.is_empty() && input.part_number.is_some()).then_some(o.parts.len() as i32),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn delete_object(
+    s3: &CairnS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    check_key(&input.key)?;
+    s3.store.delete_objects(&input.bucket, vec![input.key]).await.s3()?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub(crate) async fn delete_objects(
+    s3: &CairnS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    let objects = input.delete.objects;
+    if objects.len() > cairn_types::limits::MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "a DeleteObjects request may name at most 1000 keys"
+        ));
+    }
+    if objects.is_empty() {
+        return Err(s3_error!(MalformedXML, "no keys to delete"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let (valid, invalid): (Vec<_>, Vec<_>) = objects.into_iter().partition(|o| check_key(&o.key).is_ok());
+    let keys: Vec<String> = valid.iter().map(|o| o.key.clone()).collect();
+    s3.store.delete_objects(&input.bucket, keys.clone()).await.s3()?;
+    let deleted = (!quiet).then(|| {
+        keys.into_iter()
+            .map(|k| DeletedObject {
+                key: Some(k),
+                ..Default::default()
+            })
+            .collect()
+    });
+    let errors: Vec<Error> = invalid
+        .into_iter()
+        .map(|o| Error {
+            code: Some("KeyTooLongError".into()),
+            key: Some(o.key),
+            message: Some("invalid key".into()),
+            version_id: None,
+        })
+        .collect();
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted,
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
+
+/// The bucket and key a copy reads from.
+pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
+    match src {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            if version_id.as_deref().is_some_and(|v| v != "null") {
+                return Err(s3_error!(NoSuchVersion, "versioning is not supported yet"));
+            }
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        _ => Err(s3_error!(NotImplemented, "only bucket/key copy sources are supported")),
+    }
+}
+
+pub(crate) async fn copy_object(
+    s3: &CairnS3,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let who = caller(&req)?;
+    let input = req.input;
+    check_key(&input.key)?;
+    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+    may_access(s3, &who, &src_bucket).await?;
+    let src = s3.store.object(&src_bucket, &src_key).await.s3()?;
+    check_preconditions(
+        &src,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        true,
+    )?;
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
+    if !replace && src_bucket == input.bucket && src_key == input.key {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let attrs = if replace {
+        Some(util::attrs(
+            input.content_type,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            input.cache_control,
+            input.expires,
+            input.metadata,
+        )?)
+    } else {
+        None
+    };
+    s3.store.bucket(&input.bucket).await.s3()?;
+    let o = s3
+        .store
+        .copy_object(&src, &input.bucket, &input.key, attrs, &who)
+        .await
+        .map_err(to_s3)?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&o)),
+            last_modified: Some(timestamp(o.last_modified)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,31 @@
+//! Cairn as a library: the data path and the embedding API.
+//!
+//! Owns: [`Store`], which puts objects (chunk with FastCDC, name chunks by BLAKE3, skip chunks
+//! already stored, Reed-Solomon encode the new ones, write their shards to the disks the
+//! placement names, then commit the manifest and the reference counts in one Raft command) and
+//! gets them (read the manifest, fetch shards, rebuild missing or corrupt ones, verify BLAKE3,
+//! stream). The S3 gateway is a thin adapter over this API; Rust applications use it directly.
+//!
+//! Invariants:
+//! - an object becomes visible only through its commit, after all of its shards are durable;
+//!   a crash before the commit leaves unreferenced shards, never a partial object;
+//! - every byte a read returns was verified against its chunk's BLAKE3 id;
+//! - memory per request is bounded by a few chunks, whatever the object size.
+//!
+//! Must not depend on: HTTP, S3 XML, RocksDB (the metadata is reached through
+//! `cairn-meta-node`).
+
+mod error;
+mod placement;
+mod read;
+mod store;
+mod write;
+
+pub use cairn_meta::query::ListPage;
+pub use cairn_meta::{
+    Body, BucketRecord, Checksums, ChunkRef, KeyRecord, ObjectAttrs, ObjectRecord, PartExtent, PartRecord, UploadRecord,
+};
+pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
+pub use error::{Error, Result};
+pub use store::{ListRequest, PutConditions, Store, StoreConfig, StoreStats};
+pub use write::Staged;

@@ -1,0 +1,489 @@
+//! [`Store`]: opening, buckets, objects, multipart uploads and keys.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_chunk::{ChunkerParams, Codec};
+use cairn_meta::query::{self, ListPage, ListParams};
+use cairn_meta::{
+    BucketRecord, Checksums, Command, KeyRecord, MetaError, ObjectAttrs, ObjectRecord, PartRecord, Response,
+    UploadRecord,
+};
+use cairn_meta_node::MetaNode;
+use cairn_shard_store::ShardStore;
+use cairn_types::{limits, BucketName, ErasureScheme};
+
+use crate::write::Staged;
+use crate::{Error, Result};
+
+/// Tuning of the data path.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Objects up to this size are stored inline in the metadata.
+    pub inline_max: usize,
+    /// Chunking parameters (part of the storage format).
+    pub chunker: ChunkerParams,
+    /// Chunks of one upload written concurrently.
+    pub write_concurrency: usize,
+    /// Chunks of one download fetched ahead.
+    pub read_ahead: usize,
+    /// Smallest size of every multipart part but the last.
+    pub min_part_size: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            inline_max: 16 * 1024,
+            chunker: ChunkerParams::V1,
+            write_concurrency: 4,
+            read_ahead: 3,
+            min_part_size: limits::MIN_PART_SIZE,
+        }
+    }
+}
+
+/// Conditions on the current version, checked atomically with a write.
+#[derive(Clone, Debug, Default)]
+pub struct PutConditions {
+    /// Fail if the key exists (`If-None-Match: *`).
+    pub if_none_match: bool,
+    /// Fail unless the current ETag is this (`If-Match`).
+    pub if_match: Option<String>,
+}
+
+/// What to list: see [`Store::list_objects`].
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Roll keys up at the first occurrence of this after the prefix.
+    pub delimiter: Option<String>,
+    /// Only entries after this key or common prefix.
+    pub after: Option<String>,
+    /// Most entries (objects plus common prefixes) returned.
+    pub max_keys: usize,
+}
+
+/// Space used by the store.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StoreStats {
+    /// Live shards over all disks.
+    pub shards: u64,
+    /// Payload bytes of live shards over all disks.
+    pub live_bytes: u64,
+    /// Bytes on disk, including dead records awaiting compaction.
+    pub disk_bytes: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) meta: MetaNode,
+    pub(crate) disks: Vec<Arc<dyn ShardStore>>,
+    pub(crate) codec: Arc<Codec>,
+    pub(crate) config: StoreConfig,
+}
+
+/// An object store: metadata plus disks. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating on first start) a single-node store in `dir` with `disks` disk
+    /// directories: metadata in `dir/meta`, shards in `dir/disks/NN`. The erasure scheme follows
+    /// from the disk count ([`ErasureScheme::for_disks`]).
+    pub async fn open_local(dir: &Path, disks: usize, config: StoreConfig) -> Result<Self> {
+        let scheme = ErasureScheme::for_disks(disks).map_err(|e| Error::Storage(e.to_string()))?;
+        let d = dir.to_path_buf();
+        let stores = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks))
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let meta = MetaNode::open_single(&dir.join("meta")).await?;
+        Ok(Self::from_parts(meta, stores, scheme, config))
+    }
+
+    /// A store over an already running metadata node and opened disks.
+    pub fn from_parts(
+        meta: MetaNode,
+        disks: Vec<Arc<dyn ShardStore>>,
+        scheme: ErasureScheme,
+        config: StoreConfig,
+    ) -> Self {
+        assert!(scheme.total() <= disks.len(), "scheme needs one disk per shard");
+        Self {
+            inner: Arc::new(Inner {
+                meta,
+                disks,
+                codec: Arc::new(Codec::new(scheme)),
+                config,
+            }),
+        }
+    }
+
+    /// The erasure scheme new chunks are written with.
+    pub fn scheme(&self) -> ErasureScheme {
+        self.inner.codec.scheme()
+    }
+
+    /// The data path's configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Whether the metadata accepts writes.
+    pub fn is_ready(&self) -> bool {
+        self.inner.meta.is_leader()
+    }
+
+    /// Stops the metadata node. In-flight operations fail with [`Error::Unavailable`].
+    pub async fn shutdown(&self) {
+        self.inner.meta.shutdown().await;
+    }
+
+    /// Space used, summed over the disks.
+    pub fn stats(&self) -> StoreStats {
+        let mut s = StoreStats::default();
+        for d in &self.inner.disks {
+            let ds = d.stats();
+            s.shards += ds.shards;
+            s.live_bytes += ds.live_bytes;
+            s.disk_bytes += ds.disk_bytes;
+        }
+        s
+    }
+
+    async fn propose(&self, cmd: Command) -> Result<Response> {
+        match self.inner.meta.propose(cmd).await? {
+            Response::Failed(e) => Err(e.into()),
+            r => Ok(r),
+        }
+    }
+
+    async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn cairn_meta::KvRead) -> std::result::Result<T, MetaError> + Send + 'static,
+    ) -> Result<T> {
+        let reader = self.inner.meta.reader();
+        tokio::task::spawn_blocking(move || f(&*reader))
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?
+            .map_err(Error::from)
+    }
+
+    // ---- buckets ----
+
+    /// Creates a bucket owned by `owner`.
+    pub async fn create_bucket(&self, name: &BucketName, owner: &str) -> Result<()> {
+        let bucket = BucketRecord {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            created: now_millis(),
+        };
+        self.propose(Command::CreateBucket { bucket }).await.map(drop)
+    }
+
+    /// Deletes an empty bucket.
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.propose(Command::DeleteBucket { name: name.into() })
+            .await
+            .map(drop)
+    }
+
+    /// A bucket, or `NoSuchBucket`.
+    pub async fn bucket(&self, name: &str) -> Result<BucketRecord> {
+        let n = name.to_string();
+        self.query(move |kv| query::bucket(kv, &n))
+            .await?
+            .ok_or(Error::NoSuchBucket)
+    }
+
+    /// Every bucket, by name.
+    pub async fn buckets(&self) -> Result<Vec<BucketRecord>> {
+        self.query(|kv| query::buckets(kv)).await
+    }
+
+    // ---- objects ----
+
+    /// The current version of an object. `NoSuchBucket` or `NoSuchKey` if absent.
+    pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let (exists, obj) = self
+            .query(move |kv| Ok((query::bucket(kv, &b)?.is_some(), query::object(kv, &b, &k)?)))
+            .await?;
+        match (exists, obj) {
+            (false, _) => Err(Error::NoSuchBucket),
+            (true, None) => Err(Error::NoSuchKey),
+            (true, Some(o)) => Ok(o),
+        }
+    }
+
+    /// Makes staged data the current version of `bucket/key`. Only this makes it visible.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        staged: Staged,
+        attrs: ObjectAttrs,
+        checksums: Checksums,
+        owner: &str,
+        conditions: PutConditions,
+    ) -> Result<ObjectRecord> {
+        let object = ObjectRecord {
+            version_id: uuid::Uuid::now_v7().simple().to_string(),
+            size: staged.size,
+            etag: staged.md5_hex(),
+            last_modified: now_millis(),
+            attrs,
+            checksums,
+            body: staged.body,
+            parts: Vec::new(),
+            owner: owner.to_string(),
+        };
+        self.propose(Command::PutObject {
+            bucket: bucket.into(),
+            key: key.into(),
+            object: object.clone(),
+            written: staged.written,
+            scheme: self.scheme(),
+            if_none_match: conditions.if_none_match,
+            if_match: conditions.if_match,
+        })
+        .await?;
+        Ok(object)
+    }
+
+    /// Copies `source` (a version read by the caller) to `bucket/key`, sharing its chunks: no
+    /// data is read or written. `attrs` replaces the source's attributes when given.
+    pub async fn copy_object(
+        &self,
+        source: &ObjectRecord,
+        bucket: &str,
+        key: &str,
+        attrs: Option<ObjectAttrs>,
+        owner: &str,
+    ) -> Result<ObjectRecord> {
+        let object = ObjectRecord {
+            version_id: uuid::Uuid::now_v7().simple().to_string(),
+            last_modified: now_millis(),
+            attrs: attrs.unwrap_or_else(|| source.attrs.clone()),
+            owner: owner.to_string(),
+            ..source.clone()
+        };
+        self.propose(Command::PutObject {
+            bucket: bucket.into(),
+            key: key.into(),
+            object: object.clone(),
+            written: Vec::new(),
+            scheme: self.scheme(),
+            if_none_match: false,
+            if_match: None,
+        })
+        .await?;
+        Ok(object)
+    }
+
+    /// Deletes objects; returns which existed. Deleting a missing key is not an error.
+    pub async fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<bool>> {
+        match self
+            .propose(Command::DeleteObjects {
+                bucket: bucket.into(),
+                keys,
+            })
+            .await?
+        {
+            Response::Deleted(v) => Ok(v),
+            other => Err(Error::Storage(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// One page of a listing, in S3 order.
+    pub async fn list_objects(&self, bucket: &str, req: ListRequest) -> Result<ListPage> {
+        let b = bucket.to_string();
+        let (exists, page) = self
+            .query(move |kv| {
+                if query::bucket(kv, &b)?.is_none() {
+                    return Ok((false, ListPage::default()));
+                }
+                let params = ListParams {
+                    prefix: &req.prefix,
+                    delimiter: req.delimiter.as_deref(),
+                    after: req.after.as_deref(),
+                    max_keys: req.max_keys,
+                };
+                Ok((true, query::list_objects(kv, &b, &params)?))
+            })
+            .await?;
+        if exists {
+            Ok(page)
+        } else {
+            Err(Error::NoSuchBucket)
+        }
+    }
+
+    // ---- multipart ----
+
+    /// Starts a multipart upload and returns its id.
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        attrs: ObjectAttrs,
+        checksum_algorithm: Option<String>,
+        owner: &str,
+    ) -> Result<UploadRecord> {
+        let upload = UploadRecord {
+            upload_id: uuid::Uuid::new_v4().simple().to_string(),
+            bucket: bucket.into(),
+            key: key.into(),
+            initiated: now_millis(),
+            attrs,
+            checksum_algorithm,
+            owner: owner.into(),
+        };
+        self.propose(Command::CreateUpload { upload: upload.clone() }).await?;
+        Ok(upload)
+    }
+
+    /// An upload, or `NoSuchUpload` (`NoSuchBucket` if the bucket is gone).
+    pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+        let (b, k, u) = (bucket.to_string(), key.to_string(), upload_id.to_string());
+        let (exists, up) = self
+            .query(move |kv| Ok((query::bucket(kv, &b)?.is_some(), query::upload(kv, &b, &k, &u)?)))
+            .await?;
+        match (exists, up) {
+            (false, _) => Err(Error::NoSuchBucket),
+            (true, None) => Err(Error::NoSuchUpload),
+            (true, Some(u)) => Ok(u),
+        }
+    }
+
+    /// Commits staged data as part `number` of an upload, replacing an earlier upload of it.
+    pub async fn commit_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        staged: Staged,
+        checksums: Checksums,
+    ) -> Result<PartRecord> {
+        let part = PartRecord {
+            number,
+            size: staged.size,
+            etag: staged.md5_hex(),
+            last_modified: now_millis(),
+            body: staged.body,
+            checksums,
+        };
+        self.propose(Command::PutPart {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+            part: part.clone(),
+            written: staged.written,
+            scheme: self.scheme(),
+        })
+        .await?;
+        Ok(part)
+    }
+
+    /// Completes an upload from the listed (part number, ETag) pairs.
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+        conditions: PutConditions,
+    ) -> Result<ObjectRecord> {
+        let r = self
+            .propose(Command::CompleteUpload {
+                bucket: bucket.into(),
+                key: key.into(),
+                upload_id: upload_id.into(),
+                parts,
+                version_id: uuid::Uuid::now_v7().simple().to_string(),
+                last_modified: now_millis(),
+                if_none_match: conditions.if_none_match,
+                min_part_size: self.inner.config.min_part_size,
+            })
+            .await?;
+        match r {
+            Response::Object(o) => Ok(*o),
+            other => Err(Error::Storage(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// Abandons an upload and drops its parts.
+    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        self.propose(Command::AbortUpload {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Parts of an upload numbered above `after`, at most `limit`.
+    pub async fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<PartRecord>> {
+        let u = upload_id.to_string();
+        self.query(move |kv| query::parts(kv, &u, after, limit)).await
+    }
+
+    /// In-progress uploads of a bucket, in (key, upload id) order.
+    pub async fn uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>> {
+        let (b, p, km, um) = (
+            bucket.to_string(),
+            prefix.to_string(),
+            key_marker.to_string(),
+            upload_id_marker.to_string(),
+        );
+        self.query(move |kv| query::uploads(kv, &b, &p, &km, &um, limit)).await
+    }
+
+    // ---- keys ----
+
+    /// Adds an access key.
+    pub async fn create_key(&self, key: KeyRecord) -> Result<()> {
+        self.propose(Command::CreateKey { key }).await.map(drop)
+    }
+
+    /// Removes an access key.
+    pub async fn delete_key(&self, access_key: &str) -> Result<()> {
+        self.propose(Command::DeleteKey {
+            access_key: access_key.into(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// An access key, if it exists.
+    pub async fn key(&self, access_key: &str) -> Result<Option<KeyRecord>> {
+        let a = access_key.to_string();
+        self.query(move |kv| query::access_key(kv, &a)).await
+    }
+
+    /// Every access key.
+    pub async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.query(|kv| query::access_keys(kv)).await
+    }
+}

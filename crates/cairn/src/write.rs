@@ -1,0 +1,165 @@
+//! Staging: turning a byte stream into durable, not yet referenced chunks.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use cairn_chunk::{chunk_id, Chunker};
+use cairn_meta::{query, Body, ChunkRef};
+use cairn_shard_store::ShardKey;
+use cairn_types::ChunkId;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::task::JoinHandle;
+
+use crate::placement::disk_for;
+use crate::store::Inner;
+use crate::{Error, Result, Store};
+
+/// Data written by [`Store::stage`] and not yet committed: its shards are durable, but no
+/// metadata references them. Commit it with [`Store::commit_object`] or
+/// [`Store::commit_part`]; dropped, it is garbage for the collector.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    /// Total size in bytes.
+    pub size: u64,
+    /// MD5 of the content (the S3 ETag of a single-part object).
+    pub md5: [u8; 16],
+    /// The content, inline or as chunks.
+    pub body: Body,
+    /// Chunks whose shards this staging wrote (the others already existed).
+    pub written: Vec<ChunkId>,
+}
+
+impl Staged {
+    /// The hex MD5, as S3 shows it in ETags.
+    pub fn md5_hex(&self) -> String {
+        hex::encode(self.md5)
+    }
+}
+
+type ChunkTask = JoinHandle<Result<(ChunkRef, bool)>>;
+
+impl Store {
+    /// Streams `body` into the store: chunks it, skips chunks already stored, erasure-codes and
+    /// writes the rest, with at most `write_concurrency` chunks in flight. Bodies up to
+    /// `inline_max` bytes are kept inline when `allow_inline`. Fails with
+    /// [`Error::TooLarge`] past `max_size` bytes and [`Error::Body`] if the stream fails.
+    pub async fn stage<S, E>(&self, body: S, max_size: u64, allow_inline: bool) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let inner = &self.inner;
+        let mut body = std::pin::pin!(body);
+        let mut chunker = Chunker::new(inner.config.chunker);
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        let mut tasks: VecDeque<ChunkTask> = VecDeque::new();
+        let mut refs = Vec::new();
+        let mut written = Vec::new();
+        let mut emitted = false;
+        while let Some(item) = body.next().await {
+            let data = item.map_err(|e| Error::Body(e.to_string()))?;
+            size += data.len() as u64;
+            if size > max_size {
+                abort_all(&mut tasks);
+                return Err(Error::TooLarge(size));
+            }
+            md5.update(&data);
+            for chunk in chunker.push(&data) {
+                emitted = true;
+                tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk)));
+                while tasks.len() >= inner.config.write_concurrency {
+                    if let Err(e) = collect(&mut tasks, &mut refs, &mut written).await {
+                        abort_all(&mut tasks);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let md5: [u8; 16] = md5.finalize().into();
+        let tail = chunker.finish();
+        if !emitted && allow_inline && size <= inner.config.inline_max as u64 {
+            let mut all = BytesMut::with_capacity(size as usize);
+            for t in tail {
+                all.extend_from_slice(&t);
+            }
+            return Ok(Staged {
+                size,
+                md5,
+                body: Body::Inline(all.to_vec()),
+                written,
+            });
+        }
+        for chunk in tail {
+            tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk)));
+        }
+        while !tasks.is_empty() {
+            if let Err(e) = collect(&mut tasks, &mut refs, &mut written).await {
+                abort_all(&mut tasks);
+                return Err(e);
+            }
+        }
+        Ok(Staged {
+            size,
+            md5,
+            body: Body::Chunks(refs),
+            written,
+        })
+    }
+}
+
+fn abort_all(tasks: &mut VecDeque<ChunkTask>) {
+    for t in tasks.drain(..) {
+        t.abort();
+    }
+}
+
+async fn collect(tasks: &mut VecDeque<ChunkTask>, refs: &mut Vec<ChunkRef>, written: &mut Vec<ChunkId>) -> Result<()> {
+    let task = tasks.pop_front().expect("caller checked");
+    let (r, wrote) = task.await.map_err(|e| Error::Storage(e.to_string()))??;
+    refs.push(r);
+    if wrote {
+        written.push(r.id);
+    }
+    Ok(())
+}
+
+/// Hashes one chunk; if no live record has it, encodes it and writes its shards, each to its
+/// disk, in parallel. Returns the reference and whether shards were written.
+async fn store_chunk(inner: Arc<Inner>, chunk: Bytes) -> Result<(ChunkRef, bool)> {
+    let len = chunk.len() as u32;
+    let reader = inner.meta.reader();
+    let codec = inner.codec.clone();
+    let (id, shards) = tokio::task::spawn_blocking(move || {
+        let id = chunk_id(&chunk);
+        let exists = query::chunk(&*reader, &id)?.is_some_and(|r| r.refcount > 0);
+        Ok::<_, cairn_meta::MetaError>((id, (!exists).then(|| codec.encode(&chunk))))
+    })
+    .await
+    .map_err(|e| Error::Storage(e.to_string()))??;
+    let r = ChunkRef { id, len };
+    let Some(shards) = shards else {
+        metrics::counter!("cairn_chunks_deduplicated_total").increment(1);
+        return Ok((r, false));
+    };
+    let n = inner.disks.len();
+    let writes = shards.into_iter().enumerate().map(|(i, shard)| {
+        let disk = inner.disks[disk_for(&id, i, n)].clone();
+        async move {
+            disk.put(
+                ShardKey {
+                    chunk: id,
+                    index: i as u8,
+                },
+                shard,
+            )
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
+        }
+    });
+    futures::future::try_join_all(writes).await?;
+    metrics::counter!("cairn_chunks_written_total").increment(1);
+    Ok((r, true))
+}

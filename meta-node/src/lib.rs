@@ -1,0 +1,113 @@
+//! The metadata role: a Raft group (openraft) whose log and state machine live in RocksDB.
+//!
+//! Owns: starting and stopping the Raft node, its configuration, and the network it talks over.
+//! This issue runs a single-member group; the network therefore refuses every call (there is
+//! no peer to call), and the next issue replaces it with gRPC between meta-nodes.
+//!
+//! Must not depend on: S3, HTTP, the data path.
+
+mod network;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_meta::{Command, KvRead, Response, TypeConfig};
+use cairn_meta_store::{StateMachine, StateReader};
+use openraft::async_runtime::WatchReceiver;
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+
+/// The Raft handle of this node.
+pub type MetaRaft = Raft<TypeConfig, StateMachine>;
+
+/// Why the metadata could not answer. Clients should retry: the group may be electing a
+/// leader or shutting down.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaUnavailable {
+    /// Raft refused or failed the write.
+    #[error("metadata unavailable: {0}")]
+    Raft(String),
+    /// Opening the store failed.
+    #[error("metadata store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running metadata node.
+#[derive(Clone)]
+pub struct MetaNode {
+    raft: MetaRaft,
+    reader: StateReader,
+}
+
+/// Id of the only member of a single-node group.
+pub const SINGLE_NODE_ID: u64 = 1;
+
+impl MetaNode {
+    /// Opens the metadata in `dir` and starts a single-member Raft group on it, initialising the
+    /// group on first start. Returns once this node is leader and has applied everything it
+    /// had committed before a restart.
+    pub async fn open_single(dir: &Path) -> Result<Self, MetaUnavailable> {
+        let dir = dir.to_path_buf();
+        let (log, sm, reader) = tokio::task::spawn_blocking(move || cairn_meta_store::open(dir))
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))??;
+        let config = Config {
+            cluster_name: "cairn-meta".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(|e| MetaUnavailable::Raft(e.to_string()))?);
+        let raft = Raft::new(SINGLE_NODE_ID, config, network::NoPeers, log, sm)
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        let fresh = !raft
+            .is_initialized()
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        if fresh {
+            let members = std::collections::BTreeMap::from([(SINGLE_NODE_ID, BasicNode::default())]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        }
+        raft.wait(Some(Duration::from_secs(30)))
+            .state(ServerState::Leader, "single node becomes leader")
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        raft.wait_for_recovery(Some(Duration::from_secs(60)))
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        Ok(Self { raft, reader })
+    }
+
+    /// Replicates `cmd` and returns its outcome once it is committed and applied.
+    pub async fn propose(&self, cmd: Command) -> Result<Response, MetaUnavailable> {
+        match self.raft.client_write(cmd).await {
+            Ok(r) => Ok(r.data),
+            Err(e) => Err(MetaUnavailable::Raft(e.to_string())),
+        }
+    }
+
+    /// A reader of the applied state. On a single-member group every acknowledged write is
+    /// applied before it is acknowledged, so reads through it see every acknowledged write.
+    /// Its calls block: run them in `spawn_blocking`.
+    pub fn reader(&self) -> Arc<dyn KvRead + Send + Sync> {
+        Arc::new(self.reader.clone())
+    }
+
+    /// Whether this node is the leader (ready to take writes).
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Stops the Raft node.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

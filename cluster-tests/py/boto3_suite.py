@@ -162,8 +162,10 @@ def listing():
     assert r["IsTruncated"] and [o["Key"] for o in r["Contents"]] == ["a/1", "a/2"]
     r = s3.list_objects(Bucket="b3-list", Marker="a/2", Delimiter="/")
     assert [o["Key"] for o in r["Contents"]][0] == "b"
+    # boto3 asks for url encoding on its own and decodes it (the "e e" and "f+g" keys above);
+    # asked for explicitly, the encoded form comes back as is.
     r = s3.list_objects_v2(Bucket="b3-list", EncodingType="url", Prefix="e")
-    assert [o["Key"] for o in r["Contents"]] == ["e e"]  # boto3 decodes the url encoding
+    assert [o["Key"] for o in r["Contents"]] in (["e%20e"], ["e+e"]), r["Contents"]
     paginator = s3.get_paginator("list_objects_v2")
     assert sum(len(p.get("Contents", [])) for p in paginator.paginate(Bucket="b3-list", PaginationConfig={"PageSize": 2})) == len(keys)
     assert error_code(s3.list_objects_v2, Bucket="b3-missing") == ("NoSuchBucket", 404)
@@ -341,8 +343,10 @@ def malformed_requests_get_4xx():
     assert 400 <= r.status_code < 500, (r.status_code, r.content)
     r = signed("PUT", "/b3-main/x", b"abc", {"x-amz-content-sha256": "0" * 64})
     assert 400 <= r.status_code < 500, r.status_code
+    # A syntactically invalid Range gets a clear 4xx with an XML body (AWS ignores it instead;
+    # the header is signed, so it cannot be dropped before s3s parses it).
     r = signed("GET", "/b3-main/r", headers={"Range": "bytes=zz"})
-    assert r.status_code in (200, 206, 416), r.status_code
+    assert r.status_code == 400 and b"InvalidArgument" in r.content, (r.status_code, r.content)
 
 
 def main():

@@ -1,6 +1,6 @@
 """Load and verification halves of the crash test.
 
-load DIR:   several threads upload objects (single PUTs of assorted sizes and multipart uploads)
+load DIR [PREFIX]: several threads upload objects (single PUTs of assorted sizes and multipart uploads)
             with content derived from the key, logging 'start KEY SIZE KIND' before each request
             and 'ack KEY SIZE KIND' (fsynced) after each success, until the process is killed.
 verify DIR: every acknowledged object must read back bit-exact; every started but unacknowledged
@@ -44,12 +44,12 @@ class Log:
             os.fsync(self.f.fileno())
 
 
-def worker(t, log):
+def worker(t, log, prefix):
     s3 = client()
     i = 0
     while True:
         i += 1
-        key = f"t{t}-{i}"
+        key = f"{prefix}t{t}-{i}"
         if i % 5 == 0:
             kind, size = "multipart", 2 * PART + 12345
         else:
@@ -71,14 +71,14 @@ def worker(t, log):
         log.write(f"ack {key} {size} {kind}")
 
 
-def load(d):
+def load(d, prefix=""):
     s3 = client()
     try:
         s3.create_bucket(Bucket="crash")
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
     log = Log(os.path.join(d, "log.txt"))
-    threads = [threading.Thread(target=worker, args=(t, log), daemon=True) for t in range(8)]
+    threads = [threading.Thread(target=worker, args=(t, log, prefix), daemon=True) for t in range(8)]
     for th in threads:
         th.start()
     for th in threads:
@@ -115,4 +115,4 @@ def verify(d):
 
 
 if __name__ == "__main__":
-    {"load": load, "verify": verify}[sys.argv[1]](sys.argv[2])
+    {"load": load, "verify": verify}[sys.argv[1]](*sys.argv[2:])

@@ -38,6 +38,7 @@ fn kill_nine_during_uploads_loses_nothing_acknowledged() {
             .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/crash_client.py"))
             .arg("load")
             .arg(&work)
+            .arg(format!("r{round}-"))
             .env("CAIRN_S3", &server.s3)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn_meta::{KvError, KvRead};
+use cairn_meta::{KvError, KvPairs, KvRead};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 
 use crate::{io_err, LogStore, StateMachine};
@@ -43,7 +43,7 @@ impl KvRead for StateReader {
         self.db.get_cf(&cf, key).map_err(|e| KvError(e.to_string()))
     }
 
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<KvPairs, KvError> {
         let cf = self.db.cf_handle(CF_STATE).expect("state column family");
         let mut out = Vec::new();
         if from >= to || limit == 0 {

@@ -116,7 +116,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await?;
         let last_purged_log_id: Option<LogIdOf<TypeConfig>> = self.get_raft(KEY_PURGED).await?;
         Ok(LogState {
-            last_log_id: last.or_else(|| last_purged_log_id.clone()),
+            last_log_id: last.or(last_purged_log_id),
             last_purged_log_id,
         })
     }

@@ -15,6 +15,9 @@ use crate::{blocking, io_err};
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 
+/// Pending state writes, in key order (`None` deletes).
+type Writes = std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 type Applied = (Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>);
 
 #[derive(Serialize, Deserialize)]
@@ -47,15 +50,15 @@ fn apply_batch(
     entries: &[EntryPayload<Command, u64, openraft::impls::BasicNode>],
     log_ids: &[LogIdOf<TypeConfig>],
     applied: &mut Applied,
-) -> io::Result<(std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, Vec<Response>)> {
+) -> io::Result<(Writes, Vec<Response>)> {
     let mut batch = Overlay::new(reader);
     let mut responses = Vec::with_capacity(entries.len());
     for (payload, log_id) in entries.iter().zip(log_ids) {
-        applied.0 = Some(log_id.clone());
+        applied.0 = Some(*log_id);
         let resp = match payload {
             EntryPayload::Blank => Response::Done,
             EntryPayload::Membership(m) => {
-                applied.1 = StoredMembership::new(Some(log_id.clone()), m.clone());
+                applied.1 = StoredMembership::new(Some(*log_id), m.clone());
                 Response::Done
             }
             EntryPayload::Normal(cmd) => {
@@ -142,7 +145,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> io::Result<()> {
         let data = snapshot.into_inner();
         let pairs: Vec<(Vec<u8>, Vec<u8>)> = decode(&data).map_err(io_err)?;
-        let applied: Applied = (meta.last_log_id.clone(), meta.last_membership.clone());
+        let applied: Applied = (meta.last_log_id, meta.last_membership.clone());
         let stored = encode(&StoredSnapshot {
             meta: meta.clone(),
             data,

@@ -27,7 +27,7 @@ pub enum Command {
         /// Key.
         key: String,
         /// The new version, with its manifest.
-        object: ObjectRecord,
+        object: Box<ObjectRecord>,
         /// Chunks whose shards the proposer wrote (with `scheme`); every other chunk of the
         /// manifest must already be referenced.
         written: Vec<ChunkId>,

@@ -8,12 +8,15 @@ use std::ops::Bound;
 #[error("metadata store error: {0}")]
 pub struct KvError(pub String);
 
+/// Key-value pairs in key order, as scans return them.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Ordered reads.
 pub trait KvRead {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
     /// Up to `limit` pairs with `from <= key < to`, in key order.
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError>;
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<KvPairs, KvError>;
 }
 
 /// Writes, buffered by the caller into one atomic batch.
@@ -70,7 +73,7 @@ impl<R: KvRead + ?Sized> KvRead for Overlay<'_, R> {
         }
     }
 
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<KvPairs, KvError> {
         // Merge base and overlay. Deleted keys can hide base entries, so read the base in pages
         // until `limit` live entries are found.
         let mut out = Vec::new();
@@ -138,7 +141,7 @@ impl KvRead for MemKv {
         Ok(self.map.get(key).cloned())
     }
 
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KvError> {
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<KvPairs, KvError> {
         if from >= to {
             return Ok(Vec::new());
         }

@@ -60,7 +60,6 @@ pub(crate) async fn create_bucket(
     s3.store.create_bucket(&name, &who).await.s3()?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
-        ..Default::default()
     }))
 }
 

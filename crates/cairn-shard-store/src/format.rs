@@ -37,9 +37,9 @@ pub(crate) struct Header {
 /// Why a header could not be decoded.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum HeaderError {
-    BadMagic,
-    BadVersion,
-    BadKind,
+    Magic,
+    Version,
+    Kind,
 }
 
 pub(crate) fn encode_header(kind: u8, key: ShardKey, payload: &[u8]) -> [u8; HEADER_LEN] {
@@ -64,13 +64,13 @@ pub(crate) fn crc_of(header44: &[u8], payload: &[u8]) -> u32 {
 
 pub(crate) fn decode_header(h: &[u8; HEADER_LEN]) -> Result<Header, HeaderError> {
     if h[0..4] != MAGIC {
-        return Err(HeaderError::BadMagic);
+        return Err(HeaderError::Magic);
     }
     if h[4] != VERSION {
-        return Err(HeaderError::BadVersion);
+        return Err(HeaderError::Version);
     }
     if h[5] != KIND_SHARD && h[5] != KIND_TOMBSTONE {
-        return Err(HeaderError::BadKind);
+        return Err(HeaderError::Kind);
     }
     let mut id = [0u8; 32];
     id.copy_from_slice(&h[8..40]);
@@ -129,6 +129,6 @@ mod tests {
         assert!(!verify(&h, &bad));
         let mut h2 = h;
         h2[0] = b'X';
-        assert_eq!(decode_header(&h2), Err(HeaderError::BadMagic));
+        assert_eq!(decode_header(&h2), Err(HeaderError::Magic));
     }
 }

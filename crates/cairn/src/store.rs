@@ -253,7 +253,7 @@ impl Store {
         self.propose(Command::PutObject {
             bucket: bucket.into(),
             key: key.into(),
-            object: object.clone(),
+            object: Box::new(object.clone()),
             written: staged.written,
             scheme: self.scheme(),
             if_none_match: conditions.if_none_match,
@@ -283,7 +283,7 @@ impl Store {
         self.propose(Command::PutObject {
             bucket: bucket.into(),
             key: key.into(),
-            object: object.clone(),
+            object: Box::new(object.clone()),
             written: Vec::new(),
             scheme: self.scheme(),
             if_none_match: false,

@@ -57,7 +57,7 @@ fn put(kv: &mut MemKv, key: &str, chunks: &[u8], written: &[u8]) -> Result<Respo
         &Command::PutObject {
             bucket: "b1".into(),
             key: key.into(),
-            object: obj(chunks, key),
+            object: Box::new(obj(chunks, key)),
             written: written.iter().map(|c| ChunkId([*c; 32])).collect(),
             scheme: scheme(),
             if_none_match: false,
@@ -139,7 +139,7 @@ fn conditional_puts() {
     let cmd = |inm: bool, im: Option<&str>| Command::PutObject {
         bucket: "b1".into(),
         key: "k".into(),
-        object: obj(&[], "e1"),
+        object: Box::new(obj(&[], "e1")),
         written: vec![],
         scheme: scheme(),
         if_none_match: inm,

@@ -45,8 +45,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server on `data` with `disks` disks and waits until it says it is ready.
+    /// Starts a server on `data` with `disks` disks and the test root credentials, and waits
+    /// until it says it is ready.
     pub fn start(data: &Path, disks: usize) -> Server {
+        Self::start_with(data, disks, true).0
+    }
+
+    /// Starts a server; with `root_from_env` false, the server generates (or reloads) its root
+    /// credentials. Returns the server and every line it printed before it was ready.
+    pub fn start_with(data: &Path, disks: usize, root_from_env: bool) -> (Server, Vec<String>) {
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -54,14 +61,19 @@ impl Server {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(cairn_bin())
-            .args(["server", "--s3-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        let mut cmd = Command::new(cairn_bin());
+        cmd.args(["server", "--s3-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
             .arg("--data")
             .arg(data)
             .args(["--disks", &disks.to_string()])
-            .env("CAIRN_ROOT_ACCESS_KEY", ACCESS_KEY)
-            .env("CAIRN_ROOT_SECRET_KEY", SECRET_KEY)
-            .env("RUST_LOG", "info")
+            .env_remove("CAIRN_ROOT_ACCESS_KEY")
+            .env_remove("CAIRN_ROOT_SECRET_KEY")
+            .env("RUST_LOG", "info");
+        if root_from_env {
+            cmd.env("CAIRN_ROOT_ACCESS_KEY", ACCESS_KEY)
+                .env("CAIRN_ROOT_SECRET_KEY", SECRET_KEY);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -79,9 +91,11 @@ impl Server {
             }
         });
         let (mut s3, mut admin) = (None, None);
+        let mut printed = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(120)) {
                 Ok(line) => {
+                    printed.push(line.clone());
                     if let Some(a) = line.strip_prefix("S3 API: ") {
                         s3 = Some(a.to_string());
                     } else if let Some(a) = line.strip_prefix("Admin API: ") {
@@ -99,13 +113,28 @@ impl Server {
                 }
             }
         }
-        Server {
+        let server = Server {
             child: Some(child),
             s3: s3.expect("S3 address line"),
             admin: admin.expect("admin address line"),
             data: data.to_path_buf(),
             log,
+        };
+        (server, printed)
+    }
+
+    /// Runs `cairn ARGS` (an admin command) against this server's admin API, with the given
+    /// environment added.
+    pub fn cairn(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(cairn_bin());
+        cmd.args(args)
+            .env("CAIRN_ADMIN_ADDR", self.admin.trim_start_matches("http://"))
+            .env_remove("CAIRN_ROOT_ACCESS_KEY")
+            .env_remove("CAIRN_ROOT_SECRET_KEY");
+        for (k, v) in env {
+            cmd.env(k, v);
         }
+        cmd.output().expect("run cairn")
     }
 
     /// Kills the process with SIGKILL, as a crash would.

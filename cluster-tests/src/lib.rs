@@ -1,6 +1,9 @@
 //! Helpers for multi-process tests: start the real `cairn` binary on OS-chosen ports with a
 //! temporary data directory, drive it with real clients (aws-cli, boto3), kill it with SIGKILL.
 //!
+//! Must not depend on: any Cairn crate. These tests see the system only from the outside, as a
+//! user does (its `Cargo.toml` proves it).
+//!
 //! The binary is found next to the test executable (`target/<profile>/cairn`) or at
 //! `$CAIRN_BIN`; the test command builds it first.
 

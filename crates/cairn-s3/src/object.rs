@@ -150,30 +150,79 @@ fn wants_checksum(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
 }
 
-pub(crate) async fn get_object(s3: &CairnS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let input = req.input;
-    let o = s3.store.object(&input.bucket, &input.key).await.s3()?;
+/// What GET and HEAD share: the conditions and range of the request.
+struct ReadRequest<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    if_match: Option<&'a ETagCondition>,
+    if_unmodified_since: Option<&'a Timestamp>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    range: Option<&'a Range>,
+    part_number: Option<i32>,
+    checksum_mode: Option<&'a ChecksumMode>,
+}
+
+/// The bytes to serve and the headers that depend on them.
+struct ReadPlan {
+    range: std::ops::Range<u64>,
+    content_range: Option<String>,
+    checksums: Checksums,
+}
+
+/// Reads the object, checks the preconditions, and selects the range (S3 returns the stored
+/// checksums only for whole-object reads that ask for them).
+async fn plan_read(s3: &CairnS3, r: ReadRequest<'_>) -> S3Result<(ObjectRecord, ReadPlan)> {
+    let o = s3.store.object(r.bucket, r.key).await.s3()?;
     check_preconditions(
         &o,
-        input.if_match.as_ref(),
-        input.if_unmodified_since.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
+        r.if_match,
+        r.if_unmodified_since,
+        r.if_none_match,
+        r.if_modified_since,
         false,
     )?;
-    let (range, content_range) = select_range(&o, input.range.as_ref(), input.part_number)?;
+    let (range, content_range) = select_range(&o, r.range, r.part_number)?;
     let whole = range.start == 0 && range.end == o.size;
-    let length = range.end - range.start;
-    let body = s3.store.read(&o, range).map_err(|e| {
-        tracing::error!(error = %e, "read failed mid-stream");
-        std::io::Error::other(e.to_string())
-    });
-    metrics::counter!("cairn_s3_get_bytes_total").increment(length);
-    let checksums = if whole && wants_checksum(input.checksum_mode.as_ref()) {
+    let checksums = if whole && wants_checksum(r.checksum_mode) {
         o.checksums.clone()
     } else {
         Checksums::default()
     };
+    Ok((
+        o,
+        ReadPlan {
+            range,
+            content_range,
+            checksums,
+        },
+    ))
+}
+
+pub(crate) async fn get_object(s3: &CairnS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let (o, plan) = plan_read(
+        s3,
+        ReadRequest {
+            bucket: &input.bucket,
+            key: &input.key,
+            if_match: input.if_match.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            range: input.range.as_ref(),
+            part_number: input.part_number,
+            checksum_mode: input.checksum_mode.as_ref(),
+        },
+    )
+    .await?;
+    let (content_range, checksums) = (plan.content_range, plan.checksums);
+    let length = plan.range.end - plan.range.start;
+    let body = s3.store.read(&o, plan.range).map_err(|e| {
+        tracing::error!(error = %e, "read failed mid-stream");
+        std::io::Error::other(e.to_string())
+    });
+    metrics::counter!("cairn_s3_get_bytes_total").increment(length);
     let a = &o.attrs;
     Ok(S3Response::new(GetObjectOutput {
         // s3s wants a Sync stream; the wrapper is sound because a stream is only ever polled
@@ -208,22 +257,22 @@ pub(crate) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let o = s3.store.object(&input.bucket, &input.key).await.s3()?;
-    check_preconditions(
-        &o,
-        input.if_match.as_ref(),
-        input.if_unmodified_since.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        false,
-    )?;
-    let (range, content_range) = select_range(&o, input.range.as_ref(), input.part_number)?;
-    let whole = range.start == 0 && range.end == o.size;
-    let checksums = if whole && wants_checksum(input.checksum_mode.as_ref()) {
-        o.checksums.clone()
-    } else {
-        Checksums::default()
-    };
+    let (o, plan) = plan_read(
+        s3,
+        ReadRequest {
+            bucket: &input.bucket,
+            key: &input.key,
+            if_match: input.if_match.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            range: input.range.as_ref(),
+            part_number: input.part_number,
+            checksum_mode: input.checksum_mode.as_ref(),
+        },
+    )
+    .await?;
+    let (range, content_range, checksums) = (plan.range, plan.content_range, plan.checksums);
     let a = &o.attrs;
     Ok(S3Response::new(HeadObjectOutput {
         content_length: Some((range.end - range.start) as i64),

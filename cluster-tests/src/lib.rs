@@ -51,12 +51,13 @@ impl Server {
     /// Starts a server on `data` with `disks` disks and the test root credentials, and waits
     /// until it says it is ready.
     pub fn start(data: &Path, disks: usize) -> Server {
-        Self::start_with(data, disks, true).0
+        Self::start_with(data, disks, true, &[]).0
     }
 
     /// Starts a server; with `root_from_env` false, the server generates (or reloads) its root
     /// credentials. Returns the server and every line it printed before it was ready.
-    pub fn start_with(data: &Path, disks: usize, root_from_env: bool) -> (Server, Vec<String>) {
+    /// `extra` flags are passed to `cairn server` as given.
+    pub fn start_with(data: &Path, disks: usize, root_from_env: bool, extra: &[&str]) -> (Server, Vec<String>) {
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -69,6 +70,7 @@ impl Server {
             .arg("--data")
             .arg(data)
             .args(["--disks", &disks.to_string()])
+            .args(extra)
             .env_remove("CAIRN_ROOT_ACCESS_KEY")
             .env_remove("CAIRN_ROOT_SECRET_KEY")
             .env("RUST_LOG", "info");

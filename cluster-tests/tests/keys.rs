@@ -18,7 +18,7 @@ fn generated_root_and_key_commands() {
     let data = tmp.path().join("data");
 
     // Phase: first start generates root credentials, prints them once, stores them 0600.
-    let (mut server, printed) = Server::start_with(&data, 1, false);
+    let (mut server, printed) = Server::start_with(&data, 1, false, &[]);
     let printed = printed.join("\n");
     let root_access = field(&printed, "Root access key:");
     let root_secret = field(&printed, "Root secret key:");
@@ -86,7 +86,7 @@ fn generated_root_and_key_commands() {
 
     // Phase: a restart keeps the root credentials and the keys, and prints no secret.
     assert!(server.stop().success(), "SIGTERM must stop the server cleanly");
-    let (server, printed) = Server::start_with(&data, 1, false);
+    let (server, printed) = Server::start_with(&data, 1, false, &[]);
     assert!(!printed.join("\n").contains(&root_secret));
     let list = server.cairn(&["key", "list"], &data_env);
     assert!(String::from_utf8_lossy(&list.stdout).contains("CKIMPORTEDKEY0000001"));

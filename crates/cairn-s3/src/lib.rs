@@ -15,6 +15,7 @@ mod auth;
 mod bucket;
 mod checksum;
 mod error;
+mod host;
 mod list;
 mod multipart;
 mod object;
@@ -28,6 +29,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
 
 pub use auth::{CairnAccess, CairnAuth, RootCredentials};
+pub use host::DomainHost;
 
 /// Settings of the S3 front end.
 #[derive(Clone, Debug)]
@@ -58,7 +60,7 @@ pub fn build_service(store: Store, settings: S3Settings) -> Result<S3Service, St
     b.set_auth(CairnAuth::new(store.clone(), settings.root.clone()));
     b.set_access(CairnAccess::new(store, settings.root.access_key.clone()));
     if let Some(domain) = &settings.domain {
-        b.set_host(s3s::host::SingleDomain::new(domain).map_err(|e| e.to_string())?);
+        b.set_host(DomainHost::new(domain)?);
     }
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = 2 * 1024 * 1024;

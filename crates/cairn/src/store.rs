@@ -103,13 +103,21 @@ impl Store {
     /// from the disk count ([`ErasureScheme::for_disks`]).
     pub async fn open_local(dir: &Path, disks: usize, config: StoreConfig) -> Result<Self> {
         let scheme = ErasureScheme::for_disks(disks).map_err(|e| Error::Storage(e.to_string()))?;
-        let d = dir.to_path_buf();
-        let stores = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks))
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        // The metadata first: its RocksDB lock keeps a second process off the whole data
+        // directory before any disk runs torn-tail recovery on segments still being written.
         let meta = MetaNode::open_single(&dir.join("meta")).await?;
-        Ok(Self::from_parts(meta, stores, scheme, config))
+        let d = dir.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks))
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
+            .and_then(|r| r.map_err(|e| Error::Storage(e.to_string())));
+        match opened {
+            Ok(stores) => Ok(Self::from_parts(meta, stores, scheme, config)),
+            Err(e) => {
+                meta.shutdown().await;
+                Err(e)
+            }
+        }
     }
 
     /// A store over an already running metadata node and opened disks.

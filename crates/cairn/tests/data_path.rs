@@ -140,3 +140,11 @@ async fn disk_count_cannot_change_under_existing_data() {
     }
     assert!(Store::open_local(dir.path(), 6, StoreConfig::default()).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_opener_is_refused_before_touching_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open_local(dir.path(), 1, StoreConfig::default()).await.unwrap();
+    assert!(Store::open_local(dir.path(), 1, StoreConfig::default()).await.is_err());
+    first.shutdown().await;
+}

@@ -349,6 +349,48 @@ def malformed_requests_get_4xx():
     assert r.status_code == 400 and b"InvalidArgument" in r.content, (r.status_code, r.content)
 
 
+@check
+def clock_skew_is_refused():
+    import botocore.auth as bauth
+    real = bauth.get_current_datetime
+    bauth.get_current_datetime = lambda *a, **k: real(*a, **k) - datetime.timedelta(minutes=20)
+    try:
+        assert error_code(s3.list_buckets) == ("RequestTimeTooSkewed", 403)
+    finally:
+        bauth.get_current_datetime = real
+
+
+def unsigned_trailer_put(key, body, crc):
+    """PUT with STREAMING-UNSIGNED-PAYLOAD-TRAILER: aws-chunked framing, a CRC32 trailer."""
+    auth = botocore.auth.SigV4Auth(botocore.credentials.Credentials(*ROOT), "s3", "us-east-1")
+    framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n" + b"x-amz-checksum-crc32:" + crc.encode() + b"\r\n\r\n"
+    headers = {
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(body)),
+        "x-amz-trailer": "x-amz-checksum-crc32",
+    }
+    url = ENDPOINT + "/b3-main/" + key
+    req = botocore.awsrequest.AWSRequest(method="PUT", url=url, data=framed, headers=headers)
+    auth.add_auth(req)
+    return requests.put(url, data=framed, headers=dict(req.headers))
+
+
+@check
+def aws_chunked_unsigned_payload_with_trailer():
+    body = blob(300_000, 17)
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    r = unsigned_trailer_put("trailer", body, crc)
+    assert r.status_code == 200, (r.status_code, r.content)
+    h = s3.head_object(Bucket="b3-main", Key="trailer", ChecksumMode="ENABLED")
+    assert h["ChecksumCRC32"] == crc and h["ContentLength"] == len(body), h
+    assert s3.get_object(Bucket="b3-main", Key="trailer")["Body"].read() == body
+    bad = base64.b64encode(b"\1\2\3\4").decode()
+    r = unsigned_trailer_put("trailer-bad", body, bad)
+    assert r.status_code == 400 and b"BadDigest" in r.content, (r.status_code, r.content)
+    assert error_code(s3.head_object, Bucket="b3-main", Key="trailer-bad")[1] == 404
+
+
 def main():
     failed = 0
     for fn in CHECKS:

@@ -9,7 +9,16 @@ as_root() {
     echo "need root to run: $*" >&2; exit 1; fi
 }
 
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libclang[.-]'; then
+# bindgen needs libclang and clang's headers: Debian's libclang-dev brings both. (A fresh image
+# may have libclang-cpp, which is not enough.)
+need_libclang() {
+  if command -v dpkg >/dev/null; then
+    ! dpkg -s libclang-dev >/dev/null 2>&1
+  else
+    ! ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so'
+  fi
+}
+if need_libclang; then
   echo "setup: installing libclang-dev (needed to build RocksDB)"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq libclang-dev >/dev/null

@@ -350,6 +350,16 @@ def malformed_requests_get_4xx():
 
 
 @check
+def wrong_signing_region_is_refused():
+    other = boto3.client("s3", endpoint_url=ENDPOINT, region_name="eu-west-3",
+                         config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+    assert error_code(other.list_buckets) == ("AuthorizationHeaderMalformed", 400)
+    url = other.generate_presigned_url("get_object", Params={"Bucket": "b3-main", "Key": "pre"}, ExpiresIn=60)
+    r = requests.get(url)
+    assert r.status_code == 400 and b"AuthorizationHeaderMalformed" in r.content, (r.status_code, r.content)
+
+
+@check
 def clock_skew_is_refused():
     import botocore.auth as bauth
     real = bauth.get_current_datetime

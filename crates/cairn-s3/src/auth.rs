@@ -57,13 +57,32 @@ impl S3Auth for CairnAuth {
 pub struct CairnAccess {
     store: Store,
     root_access_key: String,
+    region: String,
 }
 
 impl CairnAccess {
-    /// Access checks against `store`'s bucket owners.
-    pub fn new(store: Store, root_access_key: String) -> Self {
-        Self { store, root_access_key }
+    /// Access checks against `store`'s bucket owners, for requests signed for `region`.
+    pub fn new(store: Store, root_access_key: String, region: String) -> Self {
+        Self {
+            store,
+            root_access_key,
+            region,
+        }
     }
+}
+
+/// The region of a SigV4 credential scope (`AK/DATE/REGION/s3/aws4_request`), from the
+/// Authorization header or the presigned `X-Amz-Credential` query parameter.
+fn signed_region(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
+    let scope = |cred: &str| cred.split('/').nth(2).map(str::to_string);
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let cred = auth.split("Credential=").nth(1)?.split(',').next()?;
+        return scope(cred.trim());
+    }
+    let query = uri.query()?;
+    let raw = query.split('&').find_map(|kv| kv.strip_prefix("X-Amz-Credential="))?;
+    let cred = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    scope(&cred)
 }
 
 #[async_trait::async_trait]
@@ -72,6 +91,15 @@ impl S3Access for CairnAccess {
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
         };
+        if let Some(region) = signed_region(cx.headers(), cx.uri()) {
+            if region != self.region {
+                return Err(s3_error!(
+                    AuthorizationHeaderMalformed,
+                    "the authorization header is malformed; the region '{region}' is wrong; expecting '{}'",
+                    self.region
+                ));
+            }
+        }
         if creds.access_key == self.root_access_key {
             return Ok(());
         }

@@ -58,7 +58,11 @@ pub fn build_service(store: Store, settings: S3Settings) -> Result<S3Service, St
     };
     let mut b = S3ServiceBuilder::new(s3);
     b.set_auth(CairnAuth::new(store.clone(), settings.root.clone()));
-    b.set_access(CairnAccess::new(store, settings.root.access_key.clone()));
+    b.set_access(CairnAccess::new(
+        store,
+        settings.root.access_key.clone(),
+        settings.region.clone(),
+    ));
     if let Some(domain) = &settings.domain {
         b.set_host(DomainHost::new(domain)?);
     }

@@ -59,6 +59,7 @@ def buckets():
     assert error_code(s3.head_bucket, Bucket="b3-missing")[1] == 404
     names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert "b3-main" in names
+    assert "Status" not in s3.get_bucket_versioning(Bucket="b3-main")  # never versioned
     loc = s3.get_bucket_location(Bucket="b3-main")
     assert loc.get("LocationConstraint") in (None, ""), loc
     s3.create_bucket(Bucket="b3-temp")

@@ -92,3 +92,13 @@ pub(crate) async fn get_bucket_location(
         (s3.settings.region != "us-east-1").then(|| BucketLocationConstraint::from(s3.settings.region.clone()));
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }
+
+/// Versioning has never been enabled on any bucket (it is not supported yet): S3 answers an
+/// empty configuration for such buckets, and clients such as rclone ask before deleting.
+pub(crate) async fn get_bucket_versioning(
+    s3: &CairnS3,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    s3.store.bucket(&req.input.bucket).await.s3()?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

@@ -64,7 +64,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         writeln!(out, "Admin API: http://{admin_addr}")?;
         writeln!(
             out,
-            "Data: {} ({} disks, erasure {}+{})",
+            "Data: {} (disks: {}, erasure {}+{})",
             cfg.data.display(),
             cfg.disks,
             scheme.data,

@@ -1,0 +1,96 @@
+//! `cairn server` configuration: built-in defaults < TOML file < CAIRN_* environment < flags,
+//! and invalid values are refused with the field's name.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use cairn_cluster_tests::{cairn_bin, ACCESS_KEY, SECRET_KEY};
+
+/// Starts the server with `args` and `env`, returns the "Data: ..." line it prints when ready,
+/// then stops it.
+fn data_line(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(cairn_bin());
+    cmd.arg("server")
+        .args(args)
+        .env("CAIRN_ROOT_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_ROOT_SECRET_KEY", SECRET_KEY)
+        .env_remove("CAIRN_DISKS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    for l in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let l = l.unwrap();
+        if l.starts_with("Data: ") {
+            line = l.clone();
+        }
+        if l == "Ready." {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    line
+}
+
+#[test]
+fn file_then_environment_then_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cairn.toml");
+    let toml = |dir: &str| {
+        format!(
+            "data = \"{}\"\ns3_addr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\ndisks = 3\nregion = \"eu-central-1\"\n",
+            tmp.path().join(dir).display()
+        )
+    };
+    let cfg = file.to_str().unwrap();
+
+    std::fs::write(&file, toml("a")).unwrap();
+    assert!(data_line(&["--config", cfg], &[]).contains("(disks: 3, erasure 2+1)"));
+
+    std::fs::write(&file, toml("b")).unwrap();
+    let line = data_line(&["--config", cfg], &[("CAIRN_DISKS", "6")]);
+    assert!(
+        line.contains("(disks: 6, erasure 4+2)"),
+        "environment overrides the file: {line}"
+    );
+
+    std::fs::write(&file, toml("c")).unwrap();
+    let line = data_line(&["--config", cfg, "--disks", "1"], &[("CAIRN_DISKS", "6")]);
+    assert!(
+        line.contains("(disks: 1, erasure 1+0)"),
+        "flags override the environment: {line}"
+    );
+}
+
+#[test]
+fn invalid_configuration_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(&file, "disks = 0\n").unwrap();
+    let out = Command::new(cairn_bin())
+        .args(["server", "--config", file.to_str().unwrap()])
+        .env("CAIRN_ROOT_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_ROOT_SECRET_KEY", SECRET_KEY)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disks: must be between 1 and 32"));
+
+    std::fs::write(&file, "s3_addr = \"not an address\"\n").unwrap();
+    let out = Command::new(cairn_bin())
+        .args(["server", "--config", file.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("s3_addr"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

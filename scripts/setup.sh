@@ -26,8 +26,13 @@ fi
 
 if [ "${1:-}" = "--tests" ]; then
   if ! command -v aws >/dev/null || ! python3 -c 'import boto3, requests' 2>/dev/null; then
-    echo "setup: installing aws-cli, boto3 and requests (pip)"
-    python3 -m pip install -q --user awscli boto3 requests 2>/dev/null || python3 -m pip install -q awscli boto3 requests
+    echo "setup: installing aws-cli, boto3 and requests"
+    if ! { python3 -m pip install -q --user awscli boto3 requests 2>/dev/null \
+           || python3 -m pip install -q awscli boto3 requests 2>/dev/null; }; then
+      # No pip for this python: Debian's packages.
+      as_root apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq awscli python3-boto3 python3-requests >/dev/null
+    fi
   fi
   command -v aws >/dev/null || export PATH="$HOME/.local/bin:$PATH"
 fi

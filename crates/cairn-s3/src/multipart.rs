@@ -5,11 +5,10 @@ use futures::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::auth::may_access;
 use crate::checksum::BodyCheck;
 use crate::error::S3ResultExt;
-use crate::object::{body_stream, copy_source};
-use crate::util::{self, caller, check_key, check_preconditions, timestamp};
+use crate::object::{body_stream, read_copy_source, CopyConditions};
+use crate::util::{self, caller, check_key, timestamp};
 use crate::CairnS3;
 
 fn part_number(n: i32) -> S3Result<u32> {
@@ -122,17 +121,18 @@ pub(crate) async fn upload_part_copy(
     let i = req.input;
     let number = part_number(i.part_number)?;
     s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
-    let (src_bucket, src_key) = copy_source(&i.copy_source)?;
-    may_access(s3, &who, &src_bucket).await?;
-    let src = s3.store.object(&src_bucket, &src_key).await.s3()?;
-    check_preconditions(
-        &src,
-        i.copy_source_if_match.as_ref(),
-        i.copy_source_if_unmodified_since.as_ref(),
-        i.copy_source_if_none_match.as_ref(),
-        i.copy_source_if_modified_since.as_ref(),
-        true,
-    )?;
+    let (_, _, src) = read_copy_source(
+        s3,
+        &who,
+        &i.copy_source,
+        CopyConditions {
+            if_match: i.copy_source_if_match.as_ref(),
+            if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
+            if_none_match: i.copy_source_if_none_match.as_ref(),
+            if_modified_since: i.copy_source_if_modified_since.as_ref(),
+        },
+    )
+    .await?;
     let range = match i.copy_source_range.as_deref() {
         Some(r) => copy_range(r, src.size)?,
         None => 0..src.size,

@@ -350,9 +350,24 @@ pub(crate) async fn delete_objects(
     }))
 }
 
-/// The bucket and key a copy reads from.
-pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
-    match src {
+/// The `x-amz-copy-source-if-*` conditions of a copy.
+pub(crate) struct CopyConditions<'a> {
+    pub(crate) if_match: Option<&'a ETagCondition>,
+    pub(crate) if_unmodified_since: Option<&'a Timestamp>,
+    pub(crate) if_none_match: Option<&'a ETagCondition>,
+    pub(crate) if_modified_since: Option<&'a Timestamp>,
+}
+
+/// Resolves the source of a CopyObject or UploadPartCopy: its bucket and key, the caller's
+/// access to that bucket (the path check only saw the destination), the current version, and
+/// the copy-source conditions (412 when one fails).
+pub(crate) async fn read_copy_source(
+    s3: &CairnS3,
+    who: &str,
+    src: &CopySource,
+    c: CopyConditions<'_>,
+) -> S3Result<(String, String, ObjectRecord)> {
+    let (bucket, key) = match src {
         CopySource::Bucket {
             bucket,
             key,
@@ -361,10 +376,21 @@ pub(crate) fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
             if version_id.as_deref().is_some_and(|v| v != "null") {
                 return Err(s3_error!(NoSuchVersion, "versioning is not supported yet"));
             }
-            Ok((bucket.to_string(), key.to_string()))
+            (bucket.to_string(), key.to_string())
         }
-        _ => Err(s3_error!(NotImplemented, "only bucket/key copy sources are supported")),
-    }
+        _ => return Err(s3_error!(NotImplemented, "only bucket/key copy sources are supported")),
+    };
+    may_access(s3, who, &bucket).await?;
+    let o = s3.store.object(&bucket, &key).await.s3()?;
+    check_preconditions(
+        &o,
+        c.if_match,
+        c.if_unmodified_since,
+        c.if_none_match,
+        c.if_modified_since,
+        true,
+    )?;
+    Ok((bucket, key, o))
 }
 
 pub(crate) async fn copy_object(
@@ -374,17 +400,18 @@ pub(crate) async fn copy_object(
     let who = caller(&req)?;
     let input = req.input;
     check_key(&input.key)?;
-    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
-    may_access(s3, &who, &src_bucket).await?;
-    let src = s3.store.object(&src_bucket, &src_key).await.s3()?;
-    check_preconditions(
-        &src,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-        true,
-    )?;
+    let (src_bucket, src_key, src) = read_copy_source(
+        s3,
+        &who,
+        &input.copy_source,
+        CopyConditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        },
+    )
+    .await?;
     let replace = input
         .metadata_directive
         .as_ref()

@@ -2,24 +2,33 @@
 //!
 //! Owns: the [`ShardStore`] trait (put, checked get, delete, stats, compaction) and two
 //! implementations that pass the same conformance suite: [`SegmentStore`], the real one
-//! (append-only segment files, group-commit fsync, torn-tail recovery, compaction), and
-//! [`MemStore`], an in-memory one for tests.
+//! (append-only segment files, group-commit fsync, recovery that skips damaged records and cuts
+//! only a torn tail, per-segment index files, compaction), and [`MemStore`], an in-memory one
+//! for tests.
 //!
 //! Invariants:
 //! - `put` returns only after the shard is durable (fdatasync), and many concurrent puts share
-//!   one fsync (group commit);
+//!   one fsync (group commit); after a failed write or fdatasync the store acknowledges no
+//!   further write (it is out of service until reopened);
 //! - `get` returns only bytes whose CRC32 matched what was written, or an error;
 //! - a crash at any moment loses no acknowledged shard; a torn tail is cut off on recovery;
+//! - a damaged record costs only that record: recovery resynchronises on the next valid one,
+//!   counts the damage (`cairn_shard_corrupt_records_total`) and reports the shard
+//!   ([`ShardStore::damaged`]) so that it can be rebuilt from parity;
 //! - object keys never reach this layer: files are named by segment number only.
 //!
 //! Must not depend on: Raft, placement, S3. It knows shards by (chunk id, shard index) only.
 
 mod format;
+mod index_file;
 mod mem;
+mod recover;
 mod segment;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod recovery_tests;
 
 use bytes::Bytes;
 use cairn_types::ChunkId;
@@ -75,9 +84,31 @@ pub enum ShardStoreError {
     /// The shard is larger than the format allows (4 GiB).
     #[error("shard of {0} bytes is too large")]
     TooLarge(usize),
+    /// A write or fdatasync failed earlier; the disk accepts no more writes until it is
+    /// reopened (after an operator has checked it). Write the shard elsewhere.
+    #[error("disk out of service for writes: {0}")]
+    OutOfService(String),
     /// The store was closed.
     #[error("shard store is closed")]
     Closed,
+}
+
+impl ShardStoreError {
+    /// The same error again, for answering every request of a failed batch (an `io::Error` is
+    /// not `Clone`; its kind and message are kept).
+    pub fn clone_kind(&self) -> Self {
+        match self {
+            Self::Io(e) => Self::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Self::Corrupt { chunk, index, reason } => Self::Corrupt {
+                chunk: *chunk,
+                index: *index,
+                reason,
+            },
+            Self::TooLarge(n) => Self::TooLarge(*n),
+            Self::OutOfService(s) => Self::OutOfService(s.clone()),
+            Self::Closed => Self::Closed,
+        }
+    }
 }
 
 /// A disk's worth of shards.
@@ -98,6 +129,17 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// Current space accounting.
     fn stats(&self) -> StoreStats;
+
+    /// Shards known to be damaged (found by recovery or by a read), in key order, until they
+    /// are rewritten or deleted. Each should be rebuilt from parity and put again.
+    fn damaged(&self) -> Vec<ShardKey> {
+        Vec::new()
+    }
+
+    /// Whether the store still accepts writes (false after a failed write or fdatasync).
+    fn is_writable(&self) -> bool {
+        true
+    }
 
     /// Rewrites segments that are mostly dead and removes them.
     async fn compact(&self) -> Result<CompactionReport, ShardStoreError>;

@@ -2,12 +2,17 @@
 //!
 //! Writes go through a channel to a dedicated OS thread that takes every queued request, appends
 //! them with one `pwrite`, calls `fdatasync` once and only then answers them all (group commit).
-//! The index (shard key → location) lives in memory and is rebuilt at open by scanning the
-//! segments in order; a torn record at the end of the newest segment is cut off.
+//! The index (shard key → location) lives in memory. At open it is rebuilt from each sealed
+//! segment's index file (see [`crate::index_file`]) or, where there is none, by scanning the
+//! segment (see [`crate::recover`]); the newest segment is always scanned. A damaged record
+//! costs only itself; only a torn tail of the newest segment is cut.
+//!
+//! A failed write or fdatasync takes the store out of service for writes: the kernel may have
+//! dropped the dirty pages, so nothing more is acknowledged from this disk. Reads go on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -19,7 +24,8 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use crate::format::{self, HEADER_LEN, KIND_SHARD, KIND_TOMBSTONE};
-use crate::{CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats};
+use crate::recover::{self, Entry, KIND_DAMAGED};
+use crate::{index_file, CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats};
 
 /// Tuning of a [`SegmentStore`].
 #[derive(Clone, Debug)]
@@ -58,6 +64,8 @@ struct State {
     index: HashMap<ShardKey, Loc>,
     segments: BTreeMap<u64, Segment>,
     live_bytes: u64,
+    /// Shards known to fail their CRC (found at open or by a read), until rewritten or deleted.
+    damaged: HashSet<ShardKey>,
 }
 
 impl State {
@@ -72,12 +80,14 @@ impl State {
             self.live_bytes -= u64::from(old.len);
         }
         self.live_bytes += u64::from(loc.len);
+        self.damaged.remove(&key);
     }
 
     fn remove(&mut self, key: &ShardKey) -> Option<Loc> {
         let old = self.index.remove(key)?;
         self.mark_dead(old);
         self.live_bytes -= u64::from(old.len);
+        self.damaged.remove(key);
         Some(old)
     }
 
@@ -86,20 +96,50 @@ impl State {
             s.dead += Self::record_len(loc.len);
         }
     }
+
+    /// Replays the records of segment `seg`, in file order, into the index.
+    fn replay(&mut self, seg: u64, entries: &[Entry]) {
+        for e in entries {
+            let loc = Loc {
+                seg,
+                offset: e.offset,
+                len: e.len,
+            };
+            match e.kind {
+                KIND_SHARD => self.insert(e.key, loc),
+                KIND_DAMAGED => {
+                    // Indexed so that a read answers Corrupt (and the chunk is rebuilt from
+                    // parity) rather than pretending the shard was never written.
+                    self.insert(e.key, loc);
+                    self.damaged.insert(e.key);
+                }
+                _ => {
+                    self.mark_dead(loc);
+                    // A tombstone cancels only the exact (older) location it names, so a later
+                    // re-put of the same shard is never hidden by it.
+                    if let Some((s, o)) = e.target {
+                        if self.index.get(&e.key).is_some_and(|l| l.seg == s && l.offset == o) {
+                            self.remove(&e.key);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 enum Op {
     Put {
         key: ShardKey,
         data: Bytes,
-        reply: oneshot::Sender<io::Result<()>>,
+        reply: oneshot::Sender<Result<(), ShardStoreError>>,
     },
     Delete {
         key: ShardKey,
-        reply: oneshot::Sender<io::Result<bool>>,
+        reply: oneshot::Sender<Result<bool, ShardStoreError>>,
     },
     Compact {
-        reply: oneshot::Sender<io::Result<CompactionReport>>,
+        reply: oneshot::Sender<Result<CompactionReport, ShardStoreError>>,
     },
 }
 
@@ -108,6 +148,76 @@ pub struct SegmentStore {
     state: Arc<RwLock<State>>,
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    failed: Arc<Mutex<Option<String>>>,
+    #[cfg(test)]
+    fail_syncs: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Counts a damaged record once and logs where it is.
+fn report_damage(seg: u64, offset: u64, len: u64, key: Option<ShardKey>) {
+    metrics::counter!("cairn_shard_corrupt_records_total").increment(1);
+    match key {
+        Some(k) => tracing::error!(
+            segment = seg,
+            offset,
+            len,
+            chunk = %k.chunk,
+            shard = k.index,
+            "damaged shard record: skipped, reads of it fail until it is rebuilt"
+        ),
+        None => tracing::error!(
+            segment = seg,
+            offset,
+            len,
+            "damaged bytes in segment: skipped to the next valid record"
+        ),
+    }
+}
+
+/// Opens segment `id`, recovers its records into `state` and returns them. Sealed segments use
+/// their index file when it is valid and get one written otherwise; the newest segment is
+/// scanned and a torn tail is cut.
+fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Result<Vec<Entry>> {
+    let (file, size) = create_segment(dir, id)?;
+    state.segments.insert(
+        id,
+        Segment {
+            file: Arc::new(file.try_clone()?),
+            size,
+            dead: 0,
+        },
+    );
+    let cached = if newest { None } else { index_file::read(dir, id, size) };
+    let entries = match cached {
+        Some(entries) => entries,
+        None => {
+            let scan = recover::scan(&file, size, !newest)?;
+            for d in &scan.damage {
+                report_damage(id, d.offset, d.len, d.key);
+            }
+            let damaged: u64 = scan.damage.iter().filter(|d| d.key.is_none()).map(|d| d.len).sum();
+            state.segments.get_mut(&id).expect("inserted above").dead += damaged;
+            if scan.valid_end < size {
+                tracing::warn!(
+                    segment = id,
+                    offset = scan.valid_end,
+                    lost = size - scan.valid_end,
+                    "cutting torn tail of segment (no valid record follows)"
+                );
+                file.set_len(scan.valid_end)?;
+                file.sync_all()?;
+                state.segments.get_mut(&id).expect("inserted above").size = scan.valid_end;
+            }
+            if !newest {
+                if let Err(e) = index_file::write(dir, id, size, &scan.entries) {
+                    tracing::warn!(segment = id, error = %e, "could not write segment index file");
+                }
+            }
+            scan.entries
+        }
+    };
+    state.replay(id, &entries);
+    Ok(entries)
 }
 
 impl SegmentStore {
@@ -119,8 +229,12 @@ impl SegmentStore {
         let mut state = State::default();
         let ids = list_segments(&dir)?;
         let last = ids.last().copied();
+        let mut active_entries = Vec::new();
         for id in &ids {
-            recover_segment(&dir, *id, Some(*id) == last, &mut state)?;
+            let entries = open_segment(&dir, *id, Some(*id) == last, &mut state)?;
+            if Some(*id) == last {
+                active_entries = entries;
+            }
         }
         let active = match last {
             Some(id) => id,
@@ -138,12 +252,19 @@ impl SegmentStore {
             }
         };
         let state = Arc::new(RwLock::new(state));
+        let failed = Arc::new(Mutex::new(None));
+        #[cfg(test)]
+        let fail_syncs = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
             dir,
             opts,
             state: state.clone(),
             active,
+            active_entries,
+            failed: failed.clone(),
+            #[cfg(test)]
+            fail_syncs: fail_syncs.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("cairn-shard-writer".into())
@@ -152,10 +273,16 @@ impl SegmentStore {
             state,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            failed,
+            #[cfg(test)]
+            fail_syncs,
         })
     }
 
     fn send(&self, op: Op) -> Result<(), ShardStoreError> {
+        if let Some(reason) = self.failed.lock().clone() {
+            return Err(ShardStoreError::OutOfService(reason));
+        }
         let tx = self.tx.lock();
         tx.as_ref()
             .ok_or(ShardStoreError::Closed)?
@@ -169,6 +296,12 @@ impl SegmentStore {
         if let Some(h) = self.writer.lock().take() {
             let _ = h.join();
         }
+    }
+
+    /// Makes the next `n` fdatasync calls fail, as a failing disk would.
+    #[cfg(test)]
+    pub(crate) fn inject_sync_failures(&self, n: u32) {
+        self.fail_syncs.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -186,8 +319,7 @@ impl ShardStore for SegmentStore {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Op::Put { key, data, reply })?;
-        rx.await.map_err(|_| ShardStoreError::Closed)??;
-        Ok(())
+        rx.await.map_err(|_| ShardStoreError::Closed)?
     }
 
     async fn get(&self, key: ShardKey) -> Result<Option<Bytes>, ShardStoreError> {
@@ -202,9 +334,23 @@ impl ShardStore for SegmentStore {
         let Some(file) = file else {
             return Ok(None);
         };
-        tokio::task::spawn_blocking(move || read_record(&file, key, loc).map(Some))
+        let res = tokio::task::spawn_blocking(move || read_record(&file, key, loc))
             .await
-            .map_err(|e| ShardStoreError::Io(io::Error::other(e)))?
+            .map_err(|e| ShardStoreError::Io(io::Error::other(e)))?;
+        match res {
+            Ok(b) => Ok(Some(b)),
+            Err(e) => {
+                if matches!(e, ShardStoreError::Corrupt { .. }) {
+                    let mut st = self.state.write();
+                    // Count a record once, and only while it is still the current one.
+                    if st.index.get(&key) == Some(&loc) && st.damaged.insert(key) {
+                        drop(st);
+                        report_damage(loc.seg, loc.offset, State::record_len(loc.len), Some(key));
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn delete(&self, key: ShardKey) -> Result<bool, ShardStoreError> {
@@ -213,7 +359,7 @@ impl ShardStore for SegmentStore {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Op::Delete { key, reply })?;
-        Ok(rx.await.map_err(|_| ShardStoreError::Closed)??)
+        rx.await.map_err(|_| ShardStoreError::Closed)?
     }
 
     fn contains(&self, key: ShardKey) -> bool {
@@ -229,10 +375,20 @@ impl ShardStore for SegmentStore {
         }
     }
 
+    fn damaged(&self) -> Vec<ShardKey> {
+        let mut v: Vec<ShardKey> = self.state.read().damaged.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn is_writable(&self) -> bool {
+        self.failed.lock().is_none()
+    }
+
     async fn compact(&self) -> Result<CompactionReport, ShardStoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Op::Compact { reply })?;
-        Ok(rx.await.map_err(|_| ShardStoreError::Closed)??)
+        rx.await.map_err(|_| ShardStoreError::Closed)?
     }
 }
 
@@ -290,90 +446,20 @@ fn create_segment(dir: &Path, id: u64) -> io::Result<(File, u64)> {
     Ok((file, size))
 }
 
-/// Scans one segment into `state`. A bad record ends the scan; in the newest segment it is a
-/// torn write and the file is cut there, in a sealed one it is logged as corruption.
-fn recover_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Result<()> {
-    let (file, size) = create_segment(dir, id)?;
-    let mut reader = BufReader::with_capacity(1 << 20, &file);
-    let mut offset = 0u64;
-    let mut seg_dead = 0u64;
-    state.segments.insert(
-        id,
-        Segment {
-            file: Arc::new(file.try_clone()?),
-            size: 0,
-            dead: 0,
-        },
-    );
-    let good_end = loop {
-        if offset == size {
-            break size;
-        }
-        let mut h = [0u8; HEADER_LEN];
-        if reader.read_exact(&mut h).is_err() {
-            break offset;
-        }
-        let Ok(header) = format::decode_header(&h) else {
-            break offset;
-        };
-        let rec_end = offset + HEADER_LEN as u64 + u64::from(header.len);
-        if rec_end > size {
-            break offset;
-        }
-        let mut payload = vec![0u8; header.len as usize];
-        if reader.read_exact(&mut payload).is_err() || !format::verify(&h, &payload) {
-            break offset;
-        }
-        let loc = Loc {
-            seg: id,
-            offset,
-            len: header.len,
-        };
-        if header.kind == KIND_SHARD {
-            state.insert(header.key, loc);
-        } else if let Some((seg, off)) = format::decode_location(&payload) {
-            // A tombstone cancels only the exact (older) location it names, so a later re-put
-            // of the same shard is never hidden by it.
-            seg_dead += rec_end - offset;
-            if state
-                .index
-                .get(&header.key)
-                .is_some_and(|l| l.seg == seg && l.offset == off)
-            {
-                state.remove(&header.key);
-            }
-        }
-        offset = rec_end;
-    };
-    if good_end < size {
-        if newest {
-            tracing::warn!(
-                segment = id,
-                offset = good_end,
-                lost = size - good_end,
-                "cutting torn tail of segment"
-            );
-            file.set_len(good_end)?;
-            file.sync_all()?;
-        } else {
-            tracing::error!(
-                segment = id,
-                offset = good_end,
-                "corrupt record in sealed segment; the rest of it is ignored"
-            );
-        }
-    }
-    let seg = state.segments.get_mut(&id).expect("inserted above");
-    seg.size = good_end;
-    seg.dead += seg_dead;
-    Ok(())
-}
+/// Most payload bytes compaction holds in memory at once.
+const COMPACT_GROUP_BYTES: usize = 16 << 20;
 
 struct Writer {
     dir: PathBuf,
     opts: SegmentStoreOptions,
     state: Arc<RwLock<State>>,
     active: u64,
+    /// Records of the active segment, written to its index file when it is sealed.
+    active_entries: Vec<Entry>,
+    /// Set by the first failed write or sync; from then on every write is refused.
+    failed: Arc<Mutex<Option<String>>>,
+    #[cfg(test)]
+    fail_syncs: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Writer {
@@ -403,6 +489,10 @@ impl Writer {
         }
     }
 
+    fn out_of_service(&self) -> Option<ShardStoreError> {
+        self.failed.lock().clone().map(ShardStoreError::OutOfService)
+    }
+
     fn active_file(&self) -> (Arc<File>, u64) {
         let st = self.state.read();
         let s = &st.segments[&self.active];
@@ -416,6 +506,15 @@ impl Writer {
         }
         let id = self.active + 1;
         let (file, size) = create_segment(&self.dir, id)?;
+        if let Err(e) = index_file::write(
+            &self.dir,
+            self.active,
+            size_of(&self.state, self.active),
+            &self.active_entries,
+        ) {
+            tracing::warn!(segment = self.active, error = %e, "could not write segment index file");
+        }
+        self.active_entries.clear();
         self.state.write().segments.insert(
             id,
             Segment {
@@ -428,28 +527,60 @@ impl Writer {
         Ok(())
     }
 
+    fn sync(&self, file: &File) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let left = self.fail_syncs.load(Ordering::SeqCst);
+            if left > 0 {
+                self.fail_syncs.store(left - 1, Ordering::SeqCst);
+                return Err(io::Error::other("injected fdatasync failure"));
+            }
+        }
+        file.sync_data()
+    }
+
     /// Appends `records` to the active segment with one write and one fdatasync, then applies
-    /// the index updates. Returns the location of each record.
-    fn append(&mut self, records: &[(u8, ShardKey, &[u8])]) -> io::Result<Vec<Loc>> {
+    /// the index updates. Returns the location of each record. A failed write or sync takes the
+    /// store out of service.
+    fn append(&mut self, records: &[(u8, ShardKey, &[u8])]) -> Result<Vec<Loc>, ShardStoreError> {
+        if let Some(e) = self.out_of_service() {
+            return Err(e);
+        }
         self.roll_if_full()?;
         let (file, start) = self.active_file();
         let total: usize = records.iter().map(|r| HEADER_LEN + r.2.len()).sum();
         let mut buf = Vec::with_capacity(total);
         let mut locs = Vec::with_capacity(records.len());
         for (kind, key, payload) in records {
-            locs.push(Loc {
+            let loc = Loc {
                 seg: self.active,
                 offset: start + buf.len() as u64,
                 len: payload.len() as u32,
+            };
+            locs.push(loc);
+            self.active_entries.push(Entry {
+                offset: loc.offset,
+                kind: *kind,
+                key: *key,
+                len: loc.len,
+                target: if *kind == KIND_TOMBSTONE {
+                    format::decode_location(payload)
+                } else {
+                    None
+                },
             });
             buf.extend_from_slice(&format::encode_header(*kind, *key, payload));
             buf.extend_from_slice(payload);
         }
-        let res = file.write_all_at(&buf, start).and_then(|()| file.sync_data());
-        if let Err(e) = res {
-            // Leave no half-written tail behind the next append.
-            let _ = file.set_len(start);
-            return Err(e);
+        if let Err(e) = file.write_all_at(&buf, start).and_then(|()| self.sync(&file)) {
+            // After a failed fdatasync the kernel may have dropped dirty pages and cleared the
+            // error; writing on through this file could acknowledge data that is not on disk.
+            let reason = format!("write or fdatasync failed: {e}");
+            tracing::error!(segment = self.active, error = %e, "disk taken out of service for writes");
+            *self.failed.lock() = Some(reason.clone());
+            self.active_entries.truncate(self.active_entries.len() - records.len());
+            return Err(ShardStoreError::OutOfService(reason));
         }
         let mut st = self.state.write();
         st.segments.get_mut(&self.active).expect("active").size = start + buf.len() as u64;
@@ -512,22 +643,35 @@ impl Writer {
                 }
             }
         });
-        let fail = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
         for (op, tomb) in ops.into_iter().zip(tombstones) {
             match op {
                 Op::Put { reply, .. } => {
-                    let _ = reply.send(result.as_ref().map(|_| ()).map_err(fail));
+                    let _ = reply.send(result.as_ref().map(|_| ()).map_err(ShardStoreError::clone_kind));
                 }
                 Op::Delete { reply, .. } => {
-                    let _ = reply.send(result.as_ref().map(|_| tomb.is_some()).map_err(fail));
+                    let _ = reply.send(
+                        result
+                            .as_ref()
+                            .map(|_| tomb.is_some())
+                            .map_err(ShardStoreError::clone_kind),
+                    );
                 }
                 Op::Compact { .. } => {}
             }
         }
     }
 
-    /// Rewrites every sealed segment that is at least half dead, oldest first.
-    fn compact(&mut self) -> io::Result<CompactionReport> {
+    /// The records of a sealed segment: from its index file, or by scanning it.
+    fn sealed_entries(&self, id: u64, file: &File, size: u64) -> io::Result<Vec<Entry>> {
+        if let Some(e) = index_file::read(&self.dir, id, size) {
+            return Ok(e);
+        }
+        Ok(recover::scan(file, size, true)?.entries)
+    }
+
+    /// Rewrites every sealed segment that is at least half dead, oldest first, holding at most
+    /// [`COMPACT_GROUP_BYTES`] of payload in memory at once.
+    fn compact(&mut self) -> Result<CompactionReport, ShardStoreError> {
         let mut report = CompactionReport::default();
         let candidates: Vec<u64> = {
             let st = self.state.read();
@@ -543,60 +687,83 @@ impl Writer {
                 let s = &st.segments[&id];
                 (s.file.clone(), s.size)
             };
-            // Collect what must survive: live shards, and tombstones whose target still exists.
-            let mut keep: Vec<(u8, ShardKey, Vec<u8>, Option<Loc>)> = Vec::new();
-            let mut reader = BufReader::with_capacity(1 << 20, &*file);
-            let mut offset = 0u64;
-            while offset < size {
-                let mut h = [0u8; HEADER_LEN];
-                reader.read_exact(&mut h)?;
-                let header = format::decode_header(&h)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad record header"))?;
-                let mut payload = vec![0u8; header.len as usize];
-                reader.read_exact(&mut payload)?;
+            // What must survive: live shards, and tombstones whose target still exists.
+            let mut group: Vec<(u8, ShardKey, Vec<u8>, Option<Loc>)> = Vec::new();
+            let mut group_bytes = 0usize;
+            for e in self.sealed_entries(id, &file, size)? {
                 let loc = Loc {
                     seg: id,
-                    offset,
-                    len: header.len,
+                    offset: e.offset,
+                    len: e.len,
                 };
-                offset += HEADER_LEN as u64 + u64::from(header.len);
-                let st = self.state.read();
-                if header.kind == KIND_SHARD {
-                    if st.index.get(&header.key) == Some(&loc) {
-                        if !format::verify(&h, &payload) {
-                            tracing::error!(segment = id, "corrupt shard skipped by compaction");
-                            continue;
+                let current = self.state.read().index.get(&e.key) == Some(&loc);
+                match e.kind {
+                    KIND_SHARD if current => match read_record(&file, e.key, loc) {
+                        Ok(data) => {
+                            group_bytes += data.len();
+                            group.push((KIND_SHARD, e.key, data.to_vec(), Some(loc)));
                         }
-                        keep.push((KIND_SHARD, header.key, payload, Some(loc)));
+                        Err(ShardStoreError::Corrupt { .. }) => {
+                            tracing::error!(segment = id, offset = e.offset, "damaged shard dropped by compaction");
+                            let mut st = self.state.write();
+                            st.remove(&e.key);
+                            st.damaged.insert(e.key);
+                        }
+                        Err(err) => return Err(err),
+                    },
+                    KIND_DAMAGED if current => {
+                        let mut st = self.state.write();
+                        st.remove(&e.key);
+                        st.damaged.insert(e.key);
                     }
-                } else if let Some((seg, _)) = format::decode_location(&payload) {
-                    if seg != id && st.segments.contains_key(&seg) {
-                        keep.push((KIND_TOMBSTONE, header.key, payload, None));
+                    KIND_TOMBSTONE => {
+                        if let Some((seg, off)) = e.target {
+                            if seg != id && self.state.read().segments.contains_key(&seg) {
+                                let payload = format::encode_location(seg, off).to_vec();
+                                group.push((KIND_TOMBSTONE, e.key, payload, None));
+                            }
+                        }
                     }
+                    _ => {}
+                }
+                if group_bytes >= COMPACT_GROUP_BYTES {
+                    self.carry(std::mem::take(&mut group))?;
+                    group_bytes = 0;
                 }
             }
-            drop(reader);
-            for group in keep.chunks(256) {
-                let records: Vec<(u8, ShardKey, &[u8])> =
-                    group.iter().map(|(k, key, p, _)| (*k, *key, p.as_slice())).collect();
-                let locs = self.append(&records)?;
-                let mut st = self.state.write();
-                for ((kind, key, _, old), new) in group.iter().zip(locs) {
-                    if *kind == KIND_SHARD {
-                        if st.index.get(key) == old.as_ref() {
-                            st.insert(*key, new);
-                        }
-                    } else {
-                        st.mark_dead(new);
-                    }
-                }
-            }
+            self.carry(group)?;
             self.state.write().segments.remove(&id);
             std::fs::remove_file(segment_path(&self.dir, id))?;
+            index_file::remove(&self.dir, id)?;
             File::open(&self.dir)?.sync_all()?;
             report.segments_removed += 1;
             report.bytes_reclaimed += size;
         }
         Ok(report)
     }
+
+    /// Appends records carried out of a segment being compacted and repoints the index at them
+    /// where it still points at the old copy.
+    fn carry(&mut self, group: Vec<(u8, ShardKey, Vec<u8>, Option<Loc>)>) -> Result<(), ShardStoreError> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(u8, ShardKey, &[u8])> = group.iter().map(|(k, key, p, _)| (*k, *key, p.as_slice())).collect();
+        let locs = self.append(&records)?;
+        let mut st = self.state.write();
+        for ((kind, key, _, old), new) in group.iter().zip(locs) {
+            if *kind == KIND_SHARD {
+                if st.index.get(key) == old.as_ref() {
+                    st.insert(*key, new);
+                }
+            } else {
+                st.mark_dead(new);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn size_of(state: &RwLock<State>, seg: u64) -> u64 {
+    state.read().segments.get(&seg).map_or(0, |s| s.size)
 }

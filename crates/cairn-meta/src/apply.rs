@@ -10,13 +10,14 @@ use crate::codec::{decode, encode};
 use crate::command::{Command, MetaError, Response};
 use crate::keys::{self, prefix_end};
 use crate::kv::KvWrite;
-use crate::records::{Body, ChunkRecord, ObjectRecord, PartExtent, PartRecord, UploadRecord};
+use crate::records::{Body, ChunkRecord, CompletedUpload, ObjectRecord, PartExtent, PartRecord, UploadRecord};
 
 type Result<T> = std::result::Result<T, MetaError>;
 
 /// Executes `cmd` over `kv`. On `Err`, `kv` may hold partial writes: run each command on its own
 /// [`crate::Overlay`] and keep its writes only when it succeeds. Never panics on any state.
 pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
+    cmd.validate().map_err(MetaError::Invalid)?;
     match cmd {
         Command::CreateBucket { bucket } => {
             let k = keys::bucket_key(&bucket.name);
@@ -35,10 +36,17 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             if kv.get(&k).map_err(store)?.is_none() {
                 return Err(MetaError::NoSuchBucket);
             }
-            for prefix in [keys::object_prefix(name), keys::upload_bucket_prefix(name)] {
-                if !kv.scan(&prefix, &prefix_end(&prefix), 1).map_err(store)?.is_empty() {
-                    return Err(MetaError::BucketNotEmpty);
-                }
+            let objects = keys::object_prefix(name);
+            if !kv.scan(&objects, &prefix_end(&objects), 1).map_err(store)?.is_empty() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            // As on AWS, incomplete multipart uploads do not keep a bucket alive: they are
+            // discarded with it and their parts' references dropped.
+            let uploads = keys::upload_bucket_prefix(name);
+            for (uk, v) in kv.scan(&uploads, &prefix_end(&uploads), usize::MAX).map_err(store)? {
+                let upload: UploadRecord = decode(&v).map_err(corrupt)?;
+                discard_parts(kv, &upload.upload_id)?;
+                kv.delete(uk);
             }
             kv.delete(k);
             Ok(Response::Done)
@@ -96,9 +104,6 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             scheme,
         } => {
             require_upload(kv, bucket, key, upload_id)?;
-            if !matches!(part.body, Body::Chunks(_)) {
-                return Err(MetaError::Store("parts must be stored as chunks".into()));
-            }
             let pk = keys::part_key(upload_id, part.number);
             add_refs(kv, part.body.chunks(), written, *scheme)?;
             if let Some(old) = read::<PartRecord>(kv, &pk)? {
@@ -129,10 +134,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
         ),
         Command::AbortUpload { bucket, key, upload_id } => {
             require_upload(kv, bucket, key, upload_id)?;
-            for part in all_parts(kv, upload_id)? {
-                drop_refs(kv, part.body.chunks())?;
-                kv.delete(keys::part_key(upload_id, part.number));
-            }
+            discard_parts(kv, upload_id)?;
             kv.delete(keys::upload_key(bucket, key, upload_id));
             Ok(Response::Done)
         }
@@ -167,7 +169,11 @@ fn complete_upload(
     if_none_match: bool,
     min_part_size: u64,
 ) -> Result<Response> {
-    let upload = require_upload(kv, bucket, key, upload_id)?;
+    let upload = match require_upload(kv, bucket, key, upload_id) {
+        Ok(u) => u,
+        Err(MetaError::NoSuchUpload) => return completed_again(kv, bucket, key, upload_id, listed),
+        Err(e) => return Err(e),
+    };
     if listed.is_empty() {
         return Err(MetaError::InvalidPart(0));
     }
@@ -231,7 +237,52 @@ fn complete_upload(
     }
     kv.delete(keys::upload_key(bucket, key, upload_id));
     kv.put(k, encode(&object));
+    let done = CompletedUpload {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: version_id.into(),
+        parts: listed.to_vec(),
+        completed: last_modified,
+    };
+    kv.put(keys::completed_key(upload_id), encode(&done));
     Ok(Response::Object(Box::new(object)))
+}
+
+/// A `CompleteMultipartUpload` for an upload that no longer exists: if that very upload was
+/// completed with the same parts and its version is still the current one, the answer is that
+/// version again (the client retried after losing the first response). Otherwise `NoSuchUpload`.
+fn completed_again(
+    kv: &impl KvWrite,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    listed: &[(u32, String)],
+) -> Result<Response> {
+    let Some(done) = read::<CompletedUpload>(kv, &keys::completed_key(upload_id))? else {
+        return Err(MetaError::NoSuchUpload);
+    };
+    let same_parts = done.parts.len() == listed.len()
+        && done
+            .parts
+            .iter()
+            .zip(listed)
+            .all(|(a, b)| a.0 == b.0 && a.1.trim_matches('"') == b.1.trim_matches('"'));
+    if done.bucket != bucket || done.key != key || !same_parts {
+        return Err(MetaError::NoSuchUpload);
+    }
+    match read::<ObjectRecord>(kv, &keys::object_key(bucket, key))? {
+        Some(current) if current.version_id == done.version_id => Ok(Response::Object(Box::new(current))),
+        _ => Err(MetaError::NoSuchUpload),
+    }
+}
+
+/// Drops every part of an upload and the references they hold.
+fn discard_parts(kv: &mut impl KvWrite, upload_id: &str) -> Result<()> {
+    for part in all_parts(kv, upload_id)? {
+        drop_refs(kv, part.body.chunks())?;
+        kv.delete(keys::part_key(upload_id, part.number));
+    }
+    Ok(())
 }
 
 fn check_conditions(old: Option<&ObjectRecord>, if_none_match: bool, if_match: Option<&str>) -> Result<()> {
@@ -252,10 +303,14 @@ fn store(e: impl std::fmt::Display) -> MetaError {
     MetaError::Store(e.to_string())
 }
 
+fn corrupt(e: impl std::fmt::Display) -> MetaError {
+    MetaError::CorruptRecord(e.to_string())
+}
+
 fn read<T: DeserializeOwned>(kv: &impl KvWrite, key: &[u8]) -> Result<Option<T>> {
     match kv.get(key).map_err(store)? {
         None => Ok(None),
-        Some(v) => decode(&v).map(Some).map_err(store),
+        Some(v) => decode(&v).map(Some).map_err(corrupt),
     }
 }
 
@@ -276,7 +331,7 @@ fn all_parts(kv: &impl KvWrite, upload_id: &str) -> Result<Vec<PartRecord>> {
     kv.scan(&prefix, &prefix_end(&prefix), usize::MAX)
         .map_err(store)?
         .iter()
-        .map(|(_, v)| decode(v).map_err(store))
+        .map(|(_, v)| decode(v).map_err(corrupt))
         .collect()
 }
 

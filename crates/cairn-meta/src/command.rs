@@ -161,9 +161,64 @@ pub enum MetaError {
     /// No such access key.
     #[error("no such access key")]
     NoSuchAccessKey,
-    /// The metadata store failed or holds an undecodable value.
+    /// The command itself is malformed; it was applied as a no-op. A correct proposer never
+    /// sends one (it runs [`Command::validate`] first), so this is the proposer's bug.
+    #[error("invalid command: {0}")]
+    Invalid(InvalidCommand),
+    /// A stored value could not be decoded. Deterministic (every replica holds the same bytes),
+    /// so the command that met it fails as a no-op instead of stopping the state machine.
+    #[error("undecodable metadata record: {0}")]
+    CorruptRecord(String),
+    /// The local metadata store failed to read or write (I/O). The only error the state
+    /// machine treats as fatal: it is not the command's fault and not the same on every replica.
     #[error("metadata store: {0}")]
     Store(String),
+}
+
+/// What makes a command malformed, whatever the state it meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum InvalidCommand {
+    /// A part's body must be a chunk list (parts are never inline).
+    #[error("a multipart part must be stored as chunks, not inline")]
+    InlinePart,
+    /// Part numbers run from 1 to 10,000.
+    #[error("part number {0} is outside 1..=10000")]
+    PartNumber(u32),
+    /// A `PutObject`'s size does not match its body.
+    #[error("object size does not match its body")]
+    SizeMismatch,
+}
+
+impl Command {
+    /// Checks what can be checked without the state. The proposer calls it before proposing,
+    /// and `apply` calls it again, so a malformed command that reaches the log is a no-op.
+    pub fn validate(&self) -> Result<(), InvalidCommand> {
+        match self {
+            Command::PutPart { part, .. } => {
+                if !(1..=cairn_types::limits::MAX_PART_NUMBER as u32).contains(&part.number) {
+                    return Err(InvalidCommand::PartNumber(part.number));
+                }
+                if !matches!(part.body, crate::Body::Chunks(_)) {
+                    return Err(InvalidCommand::InlinePart);
+                }
+                check_size(part.size, &part.body)
+            }
+            Command::PutObject { object, .. } => check_size(object.size, &object.body),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn check_size(size: u64, body: &crate::Body) -> Result<(), InvalidCommand> {
+    let actual = match body {
+        crate::Body::Inline(b) => b.len() as u64,
+        crate::Body::Chunks(c) => c.iter().map(|c| u64::from(c.len)).sum(),
+    };
+    if actual == size {
+        Ok(())
+    } else {
+        Err(InvalidCommand::SizeMismatch)
+    }
 }
 
 impl std::fmt::Display for Command {

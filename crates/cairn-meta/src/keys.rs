@@ -8,6 +8,7 @@
 //! b'U' bucket 0x00 key 0x00 upload-id          -> UploadRecord
 //! b'P' upload-id 0x00 part-number(u32 BE)      -> PartRecord
 //! b'K' access-key                              -> KeyRecord
+//! b'D' upload-id                               -> CompletedUpload (answers a retried Complete)
 //! ```
 //! Bucket names never contain 0x00, so `bucket 0x00` is an exact prefix of one bucket's keys.
 
@@ -19,6 +20,7 @@ pub(crate) const T_CHUNK: u8 = b'C';
 pub(crate) const T_UPLOAD: u8 = b'U';
 pub(crate) const T_PART: u8 = b'P';
 pub(crate) const T_KEY: u8 = b'K';
+pub(crate) const T_COMPLETED: u8 = b'D';
 
 /// One past the last byte used as a table prefix: the state lives in `[0, TABLE_STATE_END)`.
 pub const TABLE_STATE_END: u8 = 0xFF;
@@ -66,6 +68,12 @@ pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     let mut k = upload_bucket_prefix(bucket);
     k.extend_from_slice(key.as_bytes());
     k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+pub(crate) fn completed_key(upload_id: &str) -> Vec<u8> {
+    let mut k = vec![T_COMPLETED];
     k.extend_from_slice(upload_id.as_bytes());
     k
 }

@@ -26,7 +26,7 @@ mod records;
 
 pub use apply::apply;
 pub use codec::{decode, encode, DecodeError};
-pub use command::{Command, MetaError, Response};
+pub use command::{Command, InvalidCommand, MetaError, Response};
 pub use keys::{bucket_key, chunk_key, object_key, object_prefix, TABLE_STATE_END};
 pub use kv::{KvError, KvPairs, KvRead, KvWrite, MemKv, Overlay};
 pub use raft::{NodeId, TypeConfig};

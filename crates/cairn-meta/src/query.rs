@@ -14,7 +14,9 @@ type Result<T> = std::result::Result<T, MetaError>;
 fn get<T: DeserializeOwned>(kv: &(impl KvRead + ?Sized), key: &[u8]) -> Result<Option<T>> {
     match kv.get(key).map_err(|e| MetaError::Store(e.0))? {
         None => Ok(None),
-        Some(v) => decode(&v).map(Some).map_err(|e| MetaError::Store(e.to_string())),
+        Some(v) => decode(&v)
+            .map(Some)
+            .map_err(|e| MetaError::CorruptRecord(e.to_string())),
     }
 }
 
@@ -27,7 +29,7 @@ fn scan<T: DeserializeOwned>(
     kv.scan(from, to, limit)
         .map_err(|e| MetaError::Store(e.0))?
         .into_iter()
-        .map(|(k, v)| Ok((k, decode(&v).map_err(|e| MetaError::Store(e.to_string()))?)))
+        .map(|(k, v)| Ok((k, decode(&v).map_err(|e| MetaError::CorruptRecord(e.to_string()))?)))
         .collect()
 }
 
@@ -140,9 +142,27 @@ pub struct ListPage {
     pub last: Option<String>,
 }
 
+/// Whether `after` names a common prefix of this listing (`prefix`, then text without the
+/// delimiter, then the delimiter), so that resuming after it skips everything under it. The
+/// prefix itself is never one: `StartAfter` equal to the prefix starts at its first key.
+fn is_common_prefix(after: &str, prefix: &str, delimiter: Option<&str>) -> bool {
+    let Some(d) = delimiter.filter(|d| !d.is_empty()) else {
+        return false;
+    };
+    let Some(rest) = after.strip_prefix(prefix) else {
+        return false;
+    };
+    rest.find(d).is_some_and(|i| i + d.len() == rest.len())
+}
+
+/// Keys read per scan once a listing has rolled keys up: the next entry is usually a seek away,
+/// so reading ahead would be wasted.
+const ROLLUP_BATCH: usize = 16;
+
 /// Lists objects of `bucket` the way S3 does: keys in UTF-8 byte order, rolled up into common
-/// prefixes at the delimiter. Skips over a rolled-up prefix with one seek, so the cost is
-/// proportional to the page, not to the number of keys under the prefixes.
+/// prefixes at the delimiter. Skips over a rolled-up prefix with one seek and decodes only the
+/// records it returns, so the cost is proportional to the page, not to the number of keys under
+/// the prefixes. `max_keys == 0` returns an empty, untruncated page, as S3 does.
 pub fn list_objects(kv: &(impl KvRead + ?Sized), bucket: &str, p: &ListParams<'_>) -> Result<ListPage> {
     let base = keys::object_prefix(bucket);
     let with_prefix = keys::object_key(bucket, p.prefix);
@@ -150,11 +170,7 @@ pub fn list_objects(kv: &(impl KvRead + ?Sized), bucket: &str, p: &ListParams<'_
     let mut cursor = with_prefix.clone();
     if let Some(after) = p.after {
         let mut a = keys::object_key(bucket, after);
-        // Resuming after a common prefix skips everything under it.
-        let rolled = p
-            .delimiter
-            .is_some_and(|d| !d.is_empty() && after.starts_with(p.prefix) && after.ends_with(d));
-        if rolled {
+        if is_common_prefix(after, p.prefix, p.delimiter) {
             a = prefix_end(&a);
         } else {
             a.push(0);
@@ -162,19 +178,20 @@ pub fn list_objects(kv: &(impl KvRead + ?Sized), bucket: &str, p: &ListParams<'_
         cursor = cursor.max(a);
     }
     let mut page = ListPage::default();
-    let decode_key = |k: &[u8]| String::from_utf8_lossy(&k[base.len()..]).into_owned();
-    let count = |page: &ListPage| page.objects.len() + page.common_prefixes.len();
     if p.max_keys == 0 {
-        page.truncated = !kv.scan(&cursor, &end, 1).map_err(|e| MetaError::Store(e.0))?.is_empty();
         return Ok(page);
     }
+    let decode_key = |k: &[u8]| String::from_utf8_lossy(&k[base.len()..]).into_owned();
+    let count = |page: &ListPage| page.objects.len() + page.common_prefixes.len();
+    let mut batch_size = 1000;
     'outer: loop {
-        let batch = scan::<ObjectRecord>(kv, &cursor, &end, (p.max_keys - count(&page) + 1).min(1000))?;
+        let want = (p.max_keys - count(&page) + 1).min(batch_size);
+        let batch = kv.scan(&cursor, &end, want).map_err(|e| MetaError::Store(e.0))?;
         if batch.is_empty() {
             break;
         }
         let batch_len = batch.len();
-        for (k, obj) in batch {
+        for (k, v) in batch {
             let name = decode_key(&k);
             if count(&page) == p.max_keys {
                 page.truncated = true;
@@ -190,9 +207,11 @@ pub fn list_objects(kv: &(impl KvRead + ?Sized), bucket: &str, p: &ListParams<'_
                     cursor = prefix_end(&keys::object_key(bucket, &cp));
                     page.last = Some(cp.clone());
                     page.common_prefixes.push(cp);
+                    batch_size = ROLLUP_BATCH;
                     continue 'outer;
                 }
                 None => {
+                    let obj: ObjectRecord = decode(&v).map_err(|e| MetaError::CorruptRecord(e.to_string()))?;
                     cursor = k.clone();
                     cursor.push(0);
                     page.last = Some(name.clone());
@@ -200,7 +219,7 @@ pub fn list_objects(kv: &(impl KvRead + ?Sized), bucket: &str, p: &ListParams<'_
                 }
             }
         }
-        if batch_len < (p.max_keys - count(&page) + 1).min(1000) && count(&page) < p.max_keys {
+        if batch_len < want && count(&page) < p.max_keys {
             // Fewer than asked: the range is exhausted.
             break;
         }

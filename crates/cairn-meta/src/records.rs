@@ -148,6 +148,22 @@ pub struct UploadRecord {
     pub owner: String,
 }
 
+/// What a completed multipart upload became, so that a `CompleteMultipartUpload` retried after
+/// a lost response gets the same answer (as on AWS) instead of `NoSuchUpload`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    /// Bucket of the upload.
+    pub bucket: String,
+    /// Key of the upload.
+    pub key: String,
+    /// The version the completion created.
+    pub version_id: String,
+    /// The (part number, ETag) list the completion was made with.
+    pub parts: Vec<(u32, String)>,
+    /// When it completed.
+    pub completed: UnixMillis,
+}
+
 /// An uploaded part.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {

@@ -49,6 +49,10 @@ pub enum Error {
     /// The object is larger than allowed.
     #[error("object of {0} bytes exceeds the maximum allowed size")]
     TooLarge(u64),
+    /// The request is malformed in a way the S3 layer should have caught (an embedding
+    /// application's misuse of the API, e.g. committing inline data as a part).
+    #[error("invalid request: {0}")]
+    Invalid(String),
     /// The metadata is not reachable now; retry.
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
@@ -82,6 +86,8 @@ impl From<MetaError> for Error {
             MetaError::ChunksGone(ids) => {
                 Error::Unavailable(format!("{} chunks were collected during the upload", ids.len()))
             }
+            MetaError::Invalid(e) => Error::Invalid(e.to_string()),
+            MetaError::CorruptRecord(s) => Error::Storage(format!("undecodable metadata record: {s}")),
             MetaError::Store(s) => Error::Storage(s),
         }
     }

@@ -170,7 +170,9 @@ impl Store {
         s
     }
 
+    /// Validates `cmd` (a malformed command never reaches the log) and proposes it.
     async fn propose(&self, cmd: Command) -> Result<Response> {
+        cmd.validate().map_err(|e| Error::Invalid(e.to_string()))?;
         match self.inner.meta.propose(cmd).await? {
             Response::Failed(e) => Err(e.into()),
             r => Ok(r),

@@ -19,19 +19,33 @@ use crate::{Error, Result, Store};
 /// Data written by [`Store::stage`] and not yet committed: its shards are durable, but no
 /// metadata references them. Commit it with [`Store::commit_object`] or
 /// [`Store::commit_part`]; dropped, it is garbage for the collector.
+///
+/// Its fields are private: only `stage` makes one, so a commit can only reference chunks that
+/// the store itself wrote or found already stored.
 #[derive(Clone, Debug)]
 pub struct Staged {
-    /// Total size in bytes.
-    pub size: u64,
-    /// MD5 of the content (the S3 ETag of a single-part object).
-    pub md5: [u8; 16],
-    /// The content, inline or as chunks.
-    pub body: Body,
-    /// Chunks whose shards this staging wrote (the others already existed).
-    pub written: Vec<ChunkId>,
+    pub(crate) size: u64,
+    pub(crate) md5: [u8; 16],
+    pub(crate) body: Body,
+    pub(crate) written: Vec<ChunkId>,
 }
 
 impl Staged {
+    /// Total size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// MD5 of the content (the S3 ETag of a single-part object).
+    pub fn md5(&self) -> &[u8; 16] {
+        &self.md5
+    }
+
+    /// Whether the content is kept inline in the metadata (no chunks).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.body, Body::Inline(_))
+    }
+
     /// The hex MD5, as S3 shows it in ETags.
     pub fn md5_hex(&self) -> String {
         hex::encode(self.md5)

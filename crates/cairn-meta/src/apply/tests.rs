@@ -2,7 +2,7 @@ use super::*;
 use crate::kv::{MemKv, Overlay};
 use crate::query::{self, ListParams};
 use crate::records::*;
-use crate::{ChunkRef, Command, Response};
+use crate::{ChunkRef, Command, InvalidCommand, Response};
 use cairn_types::ChunkId;
 use proptest::prelude::*;
 
@@ -163,9 +163,38 @@ fn part(n: u32, size: u64, etag: &str, chunk: u8) -> PartRecord {
         last_modified: 1,
         body: Body::Chunks(vec![ChunkRef {
             id: ChunkId([chunk; 32]),
-            len: 10,
+            len: size as u32,
         }]),
         checksums: Default::default(),
+    }
+}
+
+#[test]
+fn malformed_commands_are_refused_without_touching_the_state() {
+    let mut kv = MemKv::default();
+    bucket(&mut kv, "b1");
+    let mut inline = part(1, 3, "00", 1);
+    inline.body = Body::Inline(b"abc".to_vec());
+    let mut zero = part(1, 10, "00", 1);
+    zero.number = 0;
+    let mut lying = part(1, 10, "00", 1);
+    lying.size = 11;
+    for (p, want) in [
+        (inline, InvalidCommand::InlinePart),
+        (zero, InvalidCommand::PartNumber(0)),
+        (lying, InvalidCommand::SizeMismatch),
+    ] {
+        let before = kv.clone();
+        let cmd = Command::PutPart {
+            bucket: "b1".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            part: p,
+            written: vec![],
+            scheme: scheme(),
+        };
+        assert_eq!(run(&mut kv, &cmd), Err(MetaError::Invalid(want)));
+        assert_eq!(kv, before);
     }
 }
 
@@ -236,7 +265,52 @@ fn multipart_complete_checks_parts_and_moves_references() {
     // Parts 1, 2 now belong to the object; part 3 was dropped.
     assert_eq!((refs(&kv, 1), refs(&kv, 2), refs(&kv, 3)), (1, 1, 0));
     assert!(query::upload(&kv, "b1", "big", "u1").unwrap().is_none());
+    // A retry after a lost response gets the same object; other part lists do not.
+    let again = run(&mut kv, &complete(vec![(1, md5a), (2, md5b)])).unwrap();
+    assert_eq!(again, Response::Object(o.clone()));
+    assert_eq!((refs(&kv, 1), refs(&kv, 2)), (1, 1), "a retry takes no references");
     assert_eq!(run(&mut kv, &complete(vec![(1, md5a)])), Err(MetaError::NoSuchUpload));
+    // Once the object is replaced, the upload is gone for good.
+    put(&mut kv, "big", &[7], &[7]).unwrap();
+    assert_eq!(
+        run(&mut kv, &complete(vec![(1, md5a), (2, md5b)])),
+        Err(MetaError::NoSuchUpload)
+    );
+}
+
+#[test]
+fn deleting_a_bucket_discards_its_incomplete_uploads() {
+    let mut kv = MemKv::default();
+    bucket(&mut kv, "b1");
+    let upload = UploadRecord {
+        upload_id: "u1".into(),
+        bucket: "b1".into(),
+        key: "k".into(),
+        initiated: 1,
+        attrs: Default::default(),
+        checksum_algorithm: None,
+        owner: "alice".into(),
+    };
+    run(&mut kv, &Command::CreateUpload { upload }).unwrap();
+    run(
+        &mut kv,
+        &Command::PutPart {
+            bucket: "b1".into(),
+            key: "k".into(),
+            upload_id: "u1".into(),
+            part: part(1, 10, "00", 4),
+            written: vec![ChunkId([4; 32])],
+            scheme: scheme(),
+        },
+    )
+    .unwrap();
+    assert_eq!(refs(&kv, 4), 1);
+    run(&mut kv, &Command::DeleteBucket { name: "b1".into() }).unwrap();
+    assert_eq!(refs(&kv, 4), 0, "the part's reference was dropped");
+    assert!(query::parts(&kv, "u1", 0, 10).unwrap().is_empty());
+    // The name is free again, with no upload left behind.
+    bucket(&mut kv, "b1");
+    assert!(query::upload(&kv, "b1", "k", "u1").unwrap().is_none());
 }
 
 #[test]
@@ -288,7 +362,60 @@ fn listing_rolls_up_prefixes_and_pages() {
         vec!["c/x/1", "c/y"]
     );
     assert!(p.truncated);
-    assert!(list("", None, None, 0).truncated);
+    // max-keys=0: an empty page that is not truncated (S3 gives no token to follow).
+    let p = list("", None, None, 0);
+    assert!(!p.truncated && p.objects.is_empty() && p.common_prefixes.is_empty());
+    // StartAfter equal to the prefix starts at the prefix's first key.
+    let p = list("c/", Some("/"), Some("c/"), 1000);
+    assert_eq!(p.common_prefixes, vec!["c/x/"]);
+    assert_eq!(p.objects.len(), 1);
+    let p = list("a/", Some("/"), Some("a/"), 1000);
+    assert_eq!(
+        p.objects.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["a/1", "a/2"]
+    );
+}
+
+/// Counts the pairs scans return, to measure what a listing reads.
+struct Counting<'a> {
+    kv: &'a MemKv,
+    pairs: std::cell::Cell<usize>,
+}
+
+impl crate::KvRead for Counting<'_> {
+    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, crate::KvError> {
+        self.kv.get(key)
+    }
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> std::result::Result<crate::KvPairs, crate::KvError> {
+        let r = self.kv.scan(from, to, limit)?;
+        self.pairs.set(self.pairs.get() + r.len());
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_page_of_common_prefixes_costs_the_page() {
+    let mut kv = MemKv::default();
+    bucket(&mut kv, "b1");
+    for d in 0..300 {
+        for f in 0..40 {
+            put(&mut kv, &format!("dir{d:04}/f{f:03}"), &[], &[]).unwrap();
+        }
+    }
+    let counting = Counting {
+        kv: &kv,
+        pairs: std::cell::Cell::new(0),
+    };
+    let params = ListParams {
+        prefix: "",
+        delimiter: Some("/"),
+        after: None,
+        max_keys: 1000,
+    };
+    let page = query::list_objects(&counting, "b1", &params).unwrap();
+    assert_eq!(page.common_prefixes.len(), 300);
+    // One short scan per prefix, not a read-ahead of the whole page under each of them.
+    assert!(counting.pairs.get() <= 300 * 20, "read {} pairs", counting.pairs.get());
 }
 
 proptest! {

@@ -54,6 +54,16 @@ pub struct ServerConfig {
     pub domain: Option<String>,
     /// Seconds to drain in-flight requests at shutdown.
     pub drain_timeout_secs: u64,
+    /// Seconds a client has to send a request's header section.
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may sit without a byte moving before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Most open S3 connections.
+    pub max_connections: usize,
+    /// Most S3 requests in flight; beyond it, 503 SlowDown.
+    pub max_inflight_requests: usize,
+    /// Largest request header section in bytes.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +76,11 @@ impl Default for ServerConfig {
             region: "us-east-1".into(),
             domain: None,
             drain_timeout_secs: 30,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 8192,
+            max_inflight_requests: 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -88,6 +103,11 @@ impl ServerConfig {
             "region",
             "domain",
             "drain_timeout_secs",
+            "header_timeout_secs",
+            "idle_timeout_secs",
+            "max_connections",
+            "max_inflight_requests",
+            "max_header_bytes",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)
@@ -99,6 +119,18 @@ impl ServerConfig {
         }
         if cfg.region.is_empty() {
             bail!("region: must not be empty");
+        }
+        if cfg.header_timeout_secs == 0 || cfg.idle_timeout_secs == 0 {
+            bail!("header_timeout_secs and idle_timeout_secs: must be at least 1");
+        }
+        if cfg.max_connections == 0 || cfg.max_inflight_requests == 0 {
+            bail!("max_connections and max_inflight_requests: must be at least 1");
+        }
+        if !(1024..=60 * 1024).contains(&cfg.max_header_bytes) {
+            bail!(
+                "max_header_bytes: must be between 1024 and 61440, got {}",
+                cfg.max_header_bytes
+            );
         }
         Ok(cfg)
     }

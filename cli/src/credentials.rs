@@ -64,13 +64,24 @@ pub fn load_or_create(data: &Path) -> anyhow::Result<(Root, bool)> {
             true,
         ),
     };
+    write_atomically(&p, &serde_json::to_vec_pretty(&root)?).with_context(|| format!("creating {}", p.display()))?;
+    Ok((root, generated))
+}
+
+/// Writes `bytes` to `path` with mode 0600 so that the file is either absent or whole, even
+/// after a crash: a temporary file in the same directory, fsync, rename, fsync of the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&p)
-        .with_context(|| format!("creating {}", p.display()))?;
-    f.write_all(&serde_json::to_vec_pretty(&root)?)?;
+        .open(&tmp)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
-    Ok((root, generated))
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }

@@ -1,11 +1,12 @@
 //! `cairn server`: every role in one process.
 
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::time::Duration;
 
 use anyhow::Context;
 use cairn::{Store, StoreConfig};
-use cairn_gateway::{Bound, GatewayConfig};
+use cairn_gateway::{Bound, GatewayConfig, HttpLimits};
 use cairn_s3::{RootCredentials, S3Settings};
 
 use crate::config::{ServerArgs, ServerConfig};
@@ -33,14 +34,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    cairn_gateway::install_metrics();
     let cfg = ServerConfig::load(&args)?;
     tracing::info!(config = ?cfg, "starting cairn server");
-    std::fs::create_dir_all(&cfg.data).with_context(|| format!("creating {}", cfg.data.display()))?;
-    let (root, generated) = credentials::load_or_create(&cfg.data)?;
-
+    // Owner-only: the directory holds the root credentials and every object's bytes.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.data)
+        .with_context(|| format!("creating {}", cfg.data.display()))?;
+    // The store first: its RocksDB lock makes this the only process on the directory before
+    // the credential file is read or written.
     let store = Store::open_local(&cfg.data, cfg.disks, StoreConfig::default())
         .await
         .context("opening the store")?;
+    let (root, generated) = match credentials::load_or_create(&cfg.data) {
+        Ok(r) => r,
+        Err(e) => {
+            store.shutdown().await;
+            return Err(e);
+        }
+    };
     let scheme = store.scheme();
     let gateway = GatewayConfig {
         s3_addr: cfg.s3_addr,
@@ -54,6 +68,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             },
         },
         drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
+        limits: HttpLimits {
+            header_read_timeout: Duration::from_secs(cfg.header_timeout_secs),
+            idle_timeout: Duration::from_secs(cfg.idle_timeout_secs),
+            max_connections: cfg.max_connections,
+            max_inflight: cfg.max_inflight_requests,
+            max_header_bytes: cfg.max_header_bytes,
+        },
     };
     let bound = Bound::bind(gateway).await.context("binding listeners")?;
     let s3_addr = bound.s3_addr()?;

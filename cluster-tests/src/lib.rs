@@ -58,6 +58,18 @@ impl Server {
     /// credentials. Returns the server and every line it printed before it was ready.
     /// `extra` flags are passed to `cairn server` as given.
     pub fn start_with(data: &Path, disks: usize, root_from_env: bool, extra: &[&str]) -> (Server, Vec<String>) {
+        Self::start_env(data, disks, root_from_env, extra, &[])
+    }
+
+    /// As [`Server::start_with`], with `env` added to the server's environment (`CAIRN_*`
+    /// configuration).
+    pub fn start_env(
+        data: &Path,
+        disks: usize,
+        root_from_env: bool,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Server, Vec<String>) {
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -73,7 +85,8 @@ impl Server {
             .args(extra)
             .env_remove("CAIRN_ROOT_ACCESS_KEY")
             .env_remove("CAIRN_ROOT_SECRET_KEY")
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
         if root_from_env {
             cmd.env("CAIRN_ROOT_ACCESS_KEY", ACCESS_KEY)
                 .env("CAIRN_ROOT_SECRET_KEY", SECRET_KEY);
@@ -254,10 +267,18 @@ pub fn assert_ok(out: &Output, what: &str) {
 }
 
 /// Writes `len` deterministic pseudo-random bytes (xorshift seeded by `seed`) to `path`.
+/// Different seeds give different content (the seed is mixed first: `seed | 1` alone made
+/// seeds 2k and 2k+1 write the same bytes, which deduplication then stores once).
 pub fn write_random_file(path: &Path, len: u64, seed: u64) {
     use std::io::Write;
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    let mut x = seed | 1;
+    // splitmix64 of the seed; never zero, which xorshift cannot leave.
+    let mut x = {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) | 1
+    };
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {

@@ -1,13 +1,16 @@
 //! The gateway role: the S3 HTTP server and the admin HTTP server of a node.
 //!
 //! Owns: listening sockets (TCP_NODELAY on every accepted connection), HTTP/1.1 and HTTP/2
-//! serving, graceful shutdown (stop accepting, drain in-flight requests up to a deadline, then
-//! close), the admin API (keys, status), `/metrics` and the health endpoints.
+//! serving, what a client may hold (see [`HttpLimits`]: header and idle timeouts, connection
+//! and in-flight caps, a pre-authentication screen), graceful shutdown (stop accepting, drain
+//! in-flight requests up to a deadline, then close), the admin API (keys, status), `/metrics`
+//! and the health endpoints.
 //!
 //! Must not depend on: RocksDB, Raft, shard storage. It serves the `cairn` API only.
 
 mod admin;
 mod keys;
+mod limits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,12 +19,33 @@ use std::time::Duration;
 
 use cairn::Store;
 use cairn_s3::S3Settings;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use keys::{generate_access_key, generate_secret_key};
+pub use limits::{GuardedBody, HttpLimits};
+
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder that `/metrics` renders. Call it first thing
+/// at start-up, before the store is opened, so that what recovery counts (damaged records, torn
+/// tails) is not lost. Idempotent.
+pub fn install_metrics() {
+    if METRICS.get().is_none() {
+        match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+            Ok(h) => {
+                let _ = METRICS.set(h);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics recorder not installed"),
+        }
+    }
+}
+
+/// Most open admin API connections.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 /// Where and how the gateway serves.
 #[derive(Clone, Debug)]
@@ -34,6 +58,27 @@ pub struct GatewayConfig {
     pub s3: S3Settings,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// What one client can hold of the servers.
+    pub limits: HttpLimits,
+}
+
+/// Accepts one connection once a connection slot is free. On an accept error (EMFILE, ENFILE,
+/// ECONNABORTED...) it logs and backs off instead of spinning.
+async fn accept(listener: &TcpListener, slots: &Arc<Semaphore>) -> (TcpStream, OwnedSemaphorePermit) {
+    let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, permit);
+            }
+            Err(e) => {
+                metrics::counter!("cairn_http_accept_errors_total").increment(1);
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// Sockets bound and ready to serve.
@@ -65,40 +110,54 @@ impl Bound {
     /// configured drain timeout.
     pub async fn serve(self, store: Store, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let s3 = cairn_s3::build_service(store.clone(), self.config.s3.clone()).map_err(anyhow::Error::msg)?;
-        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .ok();
+        install_metrics();
+        let metrics = METRICS.get().cloned();
         let admin = Arc::new(admin::Admin::new(store, self.config.s3.root.clone(), metrics));
+        let limits = self.config.limits.clone();
+        let s3 = limits::S3Front::new(s3, &limits);
+        let s3_slots = Arc::new(Semaphore::new(limits.max_connections));
+        let admin_slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
         let graceful = GracefulShutdown::new();
-        let builder = Builder::new(TokioExecutor::new());
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits::MAX_HEAD_BUFFER);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes as u32)
+            .max_concurrent_streams(128);
+        let idle = limits.idle_timeout;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
-                accepted = self.s3.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), s3.clone()).into_owned();
+                (stream, permit) = accept(&self.s3, &s3_slots) => {
+                    let io = TokioIo::new(limits::IdleIo::new(stream, idle));
+                    let conn = builder.serve_connection_with_upgrades(io, s3.clone()).into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "s3 connection ended");
                         }
+                        drop(permit);
                     });
                 }
-                accepted = self.admin.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
+                (stream, permit) = accept(&self.admin, &admin_slots) => {
                     let a = admin.clone();
                     let svc = hyper::service::service_fn(move |req| {
                         let a = a.clone();
                         async move { Ok::<_, std::convert::Infallible>(a.handle(req).await) }
                     });
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let io = TokioIo::new(limits::IdleIo::new(stream, idle));
+                    let conn = builder.serve_connection(io, svc).into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "admin connection ended");
                         }
+                        drop(permit);
                     });
                 }
                 () = &mut shutdown => break,

@@ -61,6 +61,10 @@ pub(crate) struct BodyCheck {
     expected: Checksums,
     content_md5: Option<[u8; 16]>,
     payload_sha256: Option<(Sha256, [u8; 32])>,
+    /// `x-amz-decoded-content-length` of an aws-chunked body: what must have arrived.
+    decoded_length: Option<u64>,
+    /// The trailer `x-amz-trailer` announced; it must arrive.
+    trailer: Option<String>,
 }
 
 impl BodyCheck {
@@ -76,7 +80,17 @@ impl BodyCheck {
         let trailer = headers
             .get("x-amz-trailer")
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_ascii_lowercase());
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty());
+        let decoded_length = match headers.get("x-amz-decoded-content-length") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-decoded-content-length is not a number"))?,
+            ),
+        };
         for name in NAMES {
             let by_algorithm = algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name));
             let by_trailer = trailer.as_deref() == Some(&format!("x-amz-checksum-{name}"));
@@ -116,6 +130,8 @@ impl BodyCheck {
             expected: given,
             content_md5,
             payload_sha256,
+            decoded_length,
+            trailer,
         })
     }
 
@@ -128,7 +144,18 @@ impl BodyCheck {
     }
 
     /// Checks every claim; returns the checksums to store with the object.
-    pub(crate) fn finish(mut self, md5: &[u8; 16], trailers: Option<&TrailingHeaders>) -> S3Result<Checksums> {
+    pub(crate) fn finish(
+        mut self,
+        md5: &[u8; 16],
+        size: u64,
+        trailers: Option<&TrailingHeaders>,
+    ) -> S3Result<Checksums> {
+        if self.decoded_length.is_some_and(|n| n != size) {
+            return Err(s3_error!(
+                IncompleteBody,
+                "the body did not match x-amz-decoded-content-length ({size} bytes arrived)"
+            ));
+        }
         if let Some((h, want)) = self.payload_sha256.take() {
             if h.finalize().as_slice() != want {
                 return Err(crate::util::custom_error(
@@ -146,7 +173,17 @@ impl BodyCheck {
                 ));
             }
         }
-        if let Some(t) = trailers.and_then(TrailingHeaders::take) {
+        let received = trailers.and_then(TrailingHeaders::take);
+        if let Some(announced) = &self.trailer {
+            if !received.as_ref().is_some_and(|t| t.contains_key(announced.as_str())) {
+                return Err(crate::util::custom_error(
+                    "MalformedTrailerError",
+                    http::StatusCode::BAD_REQUEST,
+                    "the trailer announced in x-amz-trailer did not arrive",
+                ));
+            }
+        }
+        if let Some(t) = received {
             for name in NAMES {
                 if let Some(v) = t.get(format!("x-amz-checksum-{name}")) {
                     let v = v

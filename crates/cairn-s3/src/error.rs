@@ -21,6 +21,7 @@ pub(crate) fn to_s3(e: Error) -> S3Error {
         Error::NoSuchAccessKey => s3_error!(InvalidAccessKeyId),
         Error::Body(m) => s3_error!(IncompleteBody, "{m}"),
         Error::TooLarge(_) => s3_error!(EntityTooLarge),
+        Error::Invalid(m) => s3_error!(InvalidRequest, "{m}"),
         Error::Unavailable(m) => {
             tracing::warn!(error = %m, "metadata unavailable");
             s3_error!(ServiceUnavailable, "please retry")

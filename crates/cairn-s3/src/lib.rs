@@ -19,6 +19,7 @@ mod host;
 mod list;
 mod multipart;
 mod object;
+mod screen;
 mod util;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 
 pub use auth::{CairnAccess, CairnAuth, RootCredentials};
 pub use host::DomainHost;
+pub use screen::{screen, Refusal, MAX_PRESIGN_EXPIRES};
 
 /// Settings of the S3 front end.
 #[derive(Clone, Debug)]

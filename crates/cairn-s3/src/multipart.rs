@@ -78,7 +78,7 @@ pub(crate) async fn upload_part(
         .stage(body, cairn_types::limits::MAX_PART_SIZE, false)
         .await
         .s3()?;
-    let checksums = check.finish(&staged.md5, req.trailing_headers.as_ref())?;
+    let checksums = check.finish(staged.md5(), staged.size(), req.trailing_headers.as_ref())?;
     let part = s3
         .store
         .commit_part(&i.bucket, &i.key, &i.upload_id, number, staged, checksums.clone())

@@ -1,0 +1,282 @@
+//! Hostile and broken clients against the real server: slow and half-sent headers, thousands
+//! of idle connections, oversized heads, SigV2, over-long or tampered presigned URLs, declared
+//! bodies beyond 5 GiB. Each gets its S3 error or is dropped, and the server keeps serving.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use cairn_cluster_tests::{assert_ok, Server};
+
+fn addr(server: &Server) -> String {
+    server.s3.trim_start_matches("http://").to_string()
+}
+
+/// Sends `head` (and nothing after it) and returns what the server answered before closing,
+/// waiting at most `wait`.
+fn raw(server: &Server, head: &str, wait: Duration) -> String {
+    let mut s = TcpStream::connect(addr(server)).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(8).any(|w| w == b"</Error>") {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn presign(server: &Server, method: &str, key: &str, expires: u64) -> String {
+    let out = server.python("presign.py", &[method, "bkt", key, &expires.to_string()]);
+    assert_ok(&out, "presign");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn slow_and_idle_clients_are_dropped_and_others_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _) = Server::start_env(
+        &tmp.path().join("data"),
+        1,
+        true,
+        &[],
+        &[("CAIRN_HEADER_TIMEOUT_SECS", "2"), ("CAIRN_IDLE_TIMEOUT_SECS", "30")],
+    );
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+
+    // Half a header: dropped by the header timeout (2 s), long before the 60 s we wait.
+    let mut half = TcpStream::connect(addr(&server)).unwrap();
+    half.write_all(b"GET /bkt HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = match half.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => {
+            // hyper may answer 408 before closing; the connection must then end.
+            matches!(half.read(&mut buf), Ok(0) | Err(_))
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "half-header connection still open after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // 3,000 idle connections do not stop the server from answering another client.
+    let idle: Vec<TcpStream> = (0..3000).map(|_| TcpStream::connect(addr(&server)).unwrap()).collect();
+    assert_ok(
+        &server.aws(&["s3", "ls", "s3://bkt"]),
+        "ls with 3000 idle connections open",
+    );
+    drop(idle);
+}
+
+#[test]
+fn refused_before_authentication() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), 1);
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let wait = Duration::from_secs(30);
+
+    // A 20 KB header section: S3's 400, before any signature work (this one has none).
+    let big = "v".repeat(20_000);
+    let r = raw(
+        &server,
+        &format!("GET /bkt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
+        wait,
+    );
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(r.contains("<Code>RequestHeaderSectionTooLarge</Code>"), "{r}");
+    // 200 KB: refused by the HTTP layer, never buffered whole.
+    let huge = "v".repeat(200_000);
+    let r = raw(
+        &server,
+        &format!("GET /bkt HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n"),
+        wait,
+    );
+    assert!((400..500).contains(&status_of(&r)) || r.is_empty(), "{r}");
+
+    // SigV2, in a header and in a query.
+    let r = raw(
+        &server,
+        "GET /bkt HTTP/1.1\r\nHost: x\r\nDate: Mon, 23 Nov 2026 00:00:00 GMT\r\nAuthorization: AWS CKTESTROOTACCESSKEY1:c2lnbmF0dXJl\r\n\r\n",
+        wait,
+    );
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(r.contains("<Code>InvalidRequest</Code>"), "{r}");
+    let r = raw(
+        &server,
+        "GET /bkt/k?AWSAccessKeyId=CKTESTROOTACCESSKEY1&Expires=9999999999&Signature=x HTTP/1.1\r\nHost: x\r\n\r\n",
+        wait,
+    );
+    assert!(r.contains("<Code>InvalidRequest</Code>"), "{r}");
+
+    // A declared body above 5 GiB: EntityTooLarge before a byte is read.
+    let r = raw(
+        &server,
+        "PUT /bkt/huge HTTP/1.1\r\nHost: x\r\nContent-Length: 6000000000\r\n\r\n",
+        wait,
+    );
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(r.contains("<Code>EntityTooLarge</Code>"), "{r}");
+
+    // The server still serves.
+    assert_ok(&server.aws(&["s3", "ls", "s3://bkt"]), "ls after refusals");
+}
+
+#[test]
+fn presigned_urls_are_bounded_and_cannot_be_altered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), 1);
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, b"private bytes").unwrap();
+    server.aws_ok(&["s3", "cp", secret.to_str().unwrap(), "s3://bkt/secret"]);
+    let http = reqwest::blocking::Client::new();
+
+    // A week is the longest validity; 30 days is refused.
+    let ok = presign(&server, "get", "secret", 604_800);
+    assert_eq!(http.get(&ok).send().unwrap().status(), 200);
+    let month = presign(&server, "get", "secret", 30 * 86_400);
+    let r = http.get(&month).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("AuthorizationQueryParametersError"));
+
+    // A presigned PUT cannot be turned into a copy of another object by an unsigned header.
+    let put = presign(&server, "put", "stolen", 600);
+    let r = http
+        .put(&put)
+        .header("x-amz-copy-source", "/bkt/secret")
+        .body("")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("AccessDenied"));
+    let head = server.aws(&["s3api", "head-object", "--bucket", "bkt", "--key", "stolen"]);
+    assert!(!head.status.success(), "the tampered request created an object");
+    // The same URL used as signed works.
+    assert_eq!(http.put(&put).body("mine").send().unwrap().status(), 200);
+}
+
+#[test]
+fn s3_corner_cases_answer_as_aws() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), 1);
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+
+    // A suffix range of an empty object: 200 and no bytes (it used to underflow).
+    let empty = tmp.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    server.aws_ok(&["s3", "cp", empty.to_str().unwrap(), "s3://bkt/empty"]);
+    let out = tmp.path().join("out");
+    let got = server.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "bkt",
+        "--key",
+        "empty",
+        "--range",
+        "bytes=-5",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&got, "suffix range of an empty object");
+    assert_eq!(std::fs::read(&out).unwrap(), b"");
+
+    // CompleteMultipartUpload retried after a lost response: the same ETag again.
+    let created = server.aws_ok(&[
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "bkt",
+        "--key",
+        "mp",
+        "--query",
+        "UploadId",
+        "--output",
+        "text",
+    ]);
+    let upload_id = created.trim();
+    let part = tmp.path().join("part");
+    std::fs::write(&part, vec![7u8; 100_000]).unwrap();
+    let etag = server.aws_ok(&[
+        "s3api",
+        "upload-part",
+        "--bucket",
+        "bkt",
+        "--key",
+        "mp",
+        "--upload-id",
+        upload_id,
+        "--part-number",
+        "1",
+        "--body",
+        part.to_str().unwrap(),
+        "--query",
+        "ETag",
+        "--output",
+        "text",
+    ]);
+    let parts = format!("{{\"Parts\":[{{\"PartNumber\":1,\"ETag\":{}}}]}}", etag.trim());
+    let complete = || {
+        server.aws(&[
+            "s3api",
+            "complete-multipart-upload",
+            "--bucket",
+            "bkt",
+            "--key",
+            "mp",
+            "--upload-id",
+            upload_id,
+            "--multipart-upload",
+            &parts,
+            "--query",
+            "ETag",
+            "--output",
+            "text",
+        ])
+    };
+    let first = complete();
+    assert_ok(&first, "complete");
+    let again = complete();
+    assert_ok(&again, "retried complete");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&first.stdout)
+    );
+
+    // A bucket whose only content is an interrupted upload can be removed, as on AWS.
+    server.aws_ok(&["s3", "mb", "s3://scratch"]);
+    server.aws_ok(&[
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "scratch",
+        "--key",
+        "abandoned",
+    ]);
+    assert_ok(
+        &server.aws(&["s3", "rb", "s3://scratch"]),
+        "rb with an incomplete upload",
+    );
+}

@@ -1,0 +1,267 @@
+//! The screen: what is refused from the request head alone, before any authentication work or
+//! any body byte is read.
+//!
+//! - a header section larger than the server's bound (`RequestHeaderSectionTooLarge`);
+//! - Signature Version 2, in a header or a query (AWS's answer in regions without SigV2);
+//! - presigned URLs valid for more than a week (`X-Amz-Expires` > 604800), as AWS refuses them;
+//! - credential scopes for another service than `s3`;
+//! - `x-amz-*` headers that the signature does not cover (AWS: "There were headers present in
+//!   the request which were not signed"), so that a presigned PUT cannot be turned into a copy
+//!   by adding `x-amz-copy-source`, nor a captured request altered;
+//! - a declared body (`Content-Length`, or `x-amz-decoded-content-length`) above 5 GiB on a
+//!   PUT (`EntityTooLarge`).
+
+use http::{HeaderMap, Method, Request, StatusCode};
+use percent_encoding::percent_decode_str;
+
+/// Longest validity of a presigned URL, in seconds (7 days).
+pub const MAX_PRESIGN_EXPIRES: u64 = 604_800;
+
+/// A request refused by the screen, with the S3 error it gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// S3 error code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: &'static str,
+}
+
+impl Refusal {
+    const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Self { status, code, message }
+    }
+
+    /// `503 SlowDown`: the server is at its in-flight limit; SDKs back off and retry.
+    pub fn slow_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate.",
+        )
+    }
+
+    /// The S3 error document.
+    pub fn xml(&self) -> String {
+        // Code and message are fixed strings of ours: nothing to escape.
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message></Error>",
+            self.code, self.message
+        )
+    }
+}
+
+const NOT_SIGNED: Refusal = Refusal::new(
+    StatusCode::FORBIDDEN,
+    "AccessDenied",
+    "There were headers present in the request which were not signed",
+);
+const SIGV2: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "InvalidRequest",
+    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+);
+const EXPIRES: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "AuthorizationQueryParametersError",
+    "X-Amz-Expires must be a whole number of seconds, less than a week (604800)",
+);
+const QUERY_SERVICE: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "AuthorizationQueryParametersError",
+    "The credential scope must name the service s3",
+);
+const HEADER_SERVICE: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "AuthorizationHeaderMalformed",
+    "The authorization header is malformed; the credential scope must name the service s3",
+);
+const HEADER_TOO_LARGE: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "RequestHeaderSectionTooLarge",
+    "Your request header section exceeds the maximum allowed size.",
+);
+const TOO_LARGE: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "EntityTooLarge",
+    "Your proposed upload exceeds the maximum allowed size",
+);
+
+/// Approximate size of the request head as it came over the wire.
+fn head_bytes<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let headers: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    line + headers + 2
+}
+
+/// The query's parameters, names as sent, values percent-decoded.
+fn query_params(query: &str) -> Vec<(&str, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                n,
+                percent_decode_str(&v.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The service named by a SigV4 credential (`AK/date/region/service/aws4_request`).
+fn credential_service(credential: &str) -> Option<&str> {
+    let mut parts = credential.rsplit('/');
+    let terminal = parts.next()?;
+    let service = parts.next()?;
+    (terminal == "aws4_request").then_some(service)
+}
+
+/// Every `x-amz-*` header present must be among the signed ones.
+fn all_amz_signed(headers: &HeaderMap, signed: &str) -> bool {
+    let signed: Vec<&str> = signed.split(';').map(str::trim).collect();
+    headers
+        .keys()
+        .map(|n| n.as_str())
+        .filter(|n| n.starts_with("x-amz-"))
+        .all(|n| signed.iter().any(|s| s.eq_ignore_ascii_case(n)))
+}
+
+fn declared_size(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Checks a request head; `Err` carries the S3 error to answer with. Cheap: no I/O, no
+/// cryptography, no body.
+pub fn screen<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), Refusal> {
+    if head_bytes(req) > max_header_bytes {
+        return Err(HEADER_TOO_LARGE);
+    }
+    let headers = req.headers();
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if auth.starts_with("AWS ") {
+            return Err(SIGV2);
+        }
+        if let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256") {
+            let field = |name: &str| {
+                rest.split(',')
+                    .map(str::trim)
+                    .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            };
+            if let Some(cred) = field("Credential") {
+                if credential_service(cred).is_some_and(|s| s != "s3") {
+                    return Err(HEADER_SERVICE);
+                }
+            }
+            if let Some(signed) = field("SignedHeaders") {
+                if !all_amz_signed(headers, signed) {
+                    return Err(NOT_SIGNED);
+                }
+            }
+        }
+    }
+    if let Some(query) = req.uri().query() {
+        let params = query_params(query);
+        let get = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+        if get("AWSAccessKeyId").is_some() {
+            return Err(SIGV2);
+        }
+        if get("X-Amz-Algorithm").is_some() || get("X-Amz-Signature").is_some() {
+            match get("X-Amz-Expires").map(str::parse::<u64>) {
+                Some(Ok(secs)) if secs <= MAX_PRESIGN_EXPIRES => {}
+                Some(_) => return Err(EXPIRES),
+                None => {}
+            }
+            if let Some(cred) = get("X-Amz-Credential") {
+                if credential_service(cred).is_some_and(|s| s != "s3") {
+                    return Err(QUERY_SERVICE);
+                }
+            }
+            if !all_amz_signed(headers, get("X-Amz-SignedHeaders").unwrap_or("")) {
+                return Err(NOT_SIGNED);
+            }
+        }
+    }
+    if req.method() == Method::PUT {
+        let max = cairn_types::limits::MAX_PART_SIZE;
+        let declared = [http::header::CONTENT_LENGTH.as_str(), "x-amz-decoded-content-length"]
+            .into_iter()
+            .filter_map(|n| declared_size(headers, n))
+            .max();
+        if declared.is_some_and(|n| n > max) {
+            return Err(TOO_LARGE);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method(Method::PUT).uri(uri);
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    const PRESIGNED: &str = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261123%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261123T000000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
+
+    #[test]
+    fn presigned_urls_valid_for_more_than_a_week_are_refused() {
+        assert_eq!(
+            screen(&req(&format!("{PRESIGNED}&X-Amz-Expires=604800"), &[]), 16384),
+            Ok(())
+        );
+        for bad in ["604801", "2592000", "-1", "x"] {
+            let r = screen(&req(&format!("{PRESIGNED}&X-Amz-Expires={bad}"), &[]), 16384);
+            assert_eq!(r.unwrap_err().code, "AuthorizationQueryParametersError", "{bad}");
+        }
+    }
+
+    #[test]
+    fn unsigned_amz_headers_are_refused() {
+        let url = format!("{PRESIGNED}&X-Amz-Expires=60");
+        let r = screen(&req(&url, &[("x-amz-copy-source", "/other/secret")]), 16384);
+        assert_eq!(r.unwrap_err().status, StatusCode::FORBIDDEN);
+        let auth = "AWS4-HMAC-SHA256 Credential=AK/20261123/us-east-1/s3/aws4_request, \
+                    SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=00";
+        let signed = [
+            ("authorization", auth),
+            ("x-amz-date", "20261123T000000Z"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ];
+        assert_eq!(screen(&req("/b/k", &signed), 16384), Ok(()));
+        let mut extra = signed.to_vec();
+        extra.push(("x-amz-copy-source", "/other/secret"));
+        assert_eq!(screen(&req("/b/k", &extra), 16384).unwrap_err().code, "AccessDenied");
+    }
+
+    #[test]
+    fn sigv2_and_other_services_are_refused() {
+        let v2 = screen(&req("/b/k", &[("authorization", "AWS AK:c2ln")]), 16384);
+        assert_eq!(v2.unwrap_err().code, "InvalidRequest");
+        let v2q = screen(&req("/b/k?AWSAccessKeyId=AK&Expires=1&Signature=x", &[]), 16384);
+        assert_eq!(v2q.unwrap_err().code, "InvalidRequest");
+        let ec2 = "AWS4-HMAC-SHA256 Credential=AK/20261123/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+        let r = screen(&req("/b/k", &[("authorization", ec2)]), 16384);
+        assert_eq!(r.unwrap_err().code, "AuthorizationHeaderMalformed");
+    }
+
+    #[test]
+    fn oversized_heads_and_bodies_are_refused() {
+        let big = "v".repeat(20_000);
+        let r = screen(&req("/b/k", &[("x-amz-meta-big", &big)]), 16384);
+        assert_eq!(r.unwrap_err().code, "RequestHeaderSectionTooLarge");
+        let r = screen(&req("/b/k", &[("content-length", "5368709121")]), 16384);
+        assert_eq!(r.unwrap_err().code, "EntityTooLarge");
+        let r = screen(&req("/b/k", &[("x-amz-decoded-content-length", "6000000000")]), 16384);
+        assert_eq!(r.unwrap_err().code, "EntityTooLarge");
+        assert_eq!(screen(&req("/b/k", &[("content-length", "5368709120")]), 16384), Ok(()));
+    }
+}

@@ -1,0 +1,229 @@
+//! What one client can hold of the server: idle and header timeouts, connection and in-flight
+//! request caps, and a screen that refuses requests before any authentication work.
+//!
+//! - [`IdleIo`] wraps each accepted socket: a read or write that makes no progress for
+//!   `idle_timeout` fails with `TimedOut`, which closes the connection. That bounds idle
+//!   keep-alive connections, stalled uploads (a per-read timeout) and clients that stop reading
+//!   a download. The header deadline itself is hyper's `header_read_timeout`.
+//! - [`S3Front`] wraps the S3 service: requests refused by [`cairn_s3::screen`] (header section
+//!   too large, SigV2, bad presign parameters, unsigned `x-amz-*` headers, declared size too
+//!   large) get their S3 error without reaching authentication; past `max_inflight` requests in
+//!   flight, a request gets `503 SlowDown` at once (SDKs retry it). A request counts as in
+//!   flight until its response body has been sent.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// Limits of the HTTP servers. The defaults suit a gateway on a small machine; every one can
+/// be set in the configuration.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// A request's header section must arrive within this time, or the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed (idle keep-alive, stalled
+    /// body, client not reading its response).
+    pub idle_timeout: Duration,
+    /// Most open connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Most S3 requests in flight; beyond it requests get `503 SlowDown`.
+    pub max_inflight: usize,
+    /// Largest request header section (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 8192,
+            max_inflight: 1024,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Bytes hyper may buffer while reading a request head; a larger head gets `431`. Heads between
+/// [`HttpLimits::max_header_bytes`] and this get S3's `400` from the screen.
+pub(crate) const MAX_HEAD_BUFFER: usize = 64 * 1024;
+
+/// A socket whose reads and writes fail with `TimedOut` after `idle` without progress.
+pub(crate) struct IdleIo<T> {
+    inner: T,
+    idle: Duration,
+    last_progress: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<T> IdleIo<T> {
+    pub(crate) fn new(inner: T, idle: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            idle,
+            last_progress: now,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+        }
+    }
+
+    /// Called when an operation is pending: fails once the connection has been still too long.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = self.last_progress + self.idle;
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle too long")),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.last_progress = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.last_progress = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.last_progress = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A response body that holds an in-flight permit until it has been sent (or dropped).
+pub struct GuardedBody {
+    inner: s3s::Body,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = <s3s::Body as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The S3 service behind the screen and the in-flight cap.
+#[derive(Clone)]
+pub(crate) struct S3Front {
+    inner: s3s::service::S3Service,
+    inflight: Arc<Semaphore>,
+    max_header_bytes: usize,
+}
+
+impl S3Front {
+    pub(crate) fn new(inner: s3s::service::S3Service, limits: &HttpLimits) -> Self {
+        Self {
+            inner,
+            inflight: Arc::new(Semaphore::new(limits.max_inflight)),
+            max_header_bytes: limits.max_header_bytes,
+        }
+    }
+}
+
+fn refusal(r: cairn_s3::Refusal) -> http::Response<GuardedBody> {
+    metrics::counter!("cairn_http_refused_total", "code" => r.code).increment(1);
+    let mut resp = http::Response::new(GuardedBody {
+        inner: s3s::Body::from(r.xml()),
+        _permit: None,
+    });
+    *resp.status_mut() = r.status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
+    type Response = http::Response<GuardedBody>;
+    type Error = s3s::HttpError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Err(r) = cairn_s3::screen(&req, self.max_header_bytes) {
+            return Box::pin(std::future::ready(Ok(refusal(r))));
+        }
+        let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
+            return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down()))));
+        };
+        let fut = hyper::service::Service::call(&self.inner, req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            Ok(resp.map(|inner| GuardedBody {
+                inner,
+                _permit: Some(permit),
+            }))
+        })
+    }
+}

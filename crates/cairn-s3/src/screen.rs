@@ -2,7 +2,10 @@
 //! any body byte is read.
 //!
 //! - a header section larger than the server's bound (`RequestHeaderSectionTooLarge`);
-//! - Signature Version 2, in a header or a query (AWS's answer in regions without SigV2);
+//! - Signature Version 2 outside AWS's time window: a header-signed request whose `Date`
+//!   (or `x-amz-date`) is missing or more than 15 minutes from now (`RequestTimeTooSkewed`),
+//!   a presigned URL whose `Expires` is more than a week ahead (s3s checks the signature and
+//!   that the URL has not expired, but neither bound);
 //! - presigned URLs valid for more than a week (`X-Amz-Expires` > 604800), as AWS refuses them;
 //! - credential scopes for another service than `s3`;
 //! - `x-amz-*` headers that the signature does not cover (AWS: "There were headers present in
@@ -11,11 +14,16 @@
 //! - a declared body (`Content-Length`, or `x-amz-decoded-content-length`) above 5 GiB on a
 //!   PUT (`EntityTooLarge`).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use http::{HeaderMap, Method, Request, StatusCode};
 use percent_encoding::percent_decode_str;
 
 /// Longest validity of a presigned URL, in seconds (7 days).
 pub const MAX_PRESIGN_EXPIRES: u64 = 604_800;
+
+/// Largest difference between a signed request's time and ours, as on AWS.
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// A request refused by the screen, with the S3 error it gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,10 +65,20 @@ const NOT_SIGNED: Refusal = Refusal::new(
     "AccessDenied",
     "There were headers present in the request which were not signed",
 );
-const SIGV2: Refusal = Refusal::new(
+const SKEWED: Refusal = Refusal::new(
+    StatusCode::FORBIDDEN,
+    "RequestTimeTooSkewed",
+    "The difference between the request time and the current time is too large.",
+);
+const NO_DATE: Refusal = Refusal::new(
+    StatusCode::FORBIDDEN,
+    "AccessDenied",
+    "AWS authentication requires a valid Date or x-amz-date header",
+);
+const V2_EXPIRES: Refusal = Refusal::new(
     StatusCode::BAD_REQUEST,
-    "InvalidRequest",
-    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+    "AuthorizationQueryParametersError",
+    "Expires must be a Unix time in seconds, less than a week (604800 seconds) from now",
 );
 const EXPIRES: Refusal = Refusal::new(
     StatusCode::BAD_REQUEST,
@@ -134,16 +152,38 @@ fn declared_size(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// The time a SigV2 header-signed request claims: `x-amz-date` wins over `Date`, as on AWS.
+fn v2_request_time(headers: &HeaderMap) -> Option<SystemTime> {
+    let value = headers
+        .get("x-amz-date")
+        .or_else(|| headers.get(http::header::DATE))?
+        .to_str()
+        .ok()?;
+    httpdate::parse_http_date(value.trim()).ok()
+}
+
+fn distance(a: SystemTime, b: SystemTime) -> Duration {
+    a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap_or_default()
+}
+
 /// Checks a request head; `Err` carries the S3 error to answer with. Cheap: no I/O, no
 /// cryptography, no body.
 pub fn screen<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), Refusal> {
+    screen_at(req, max_header_bytes, SystemTime::now())
+}
+
+fn screen_at<B>(req: &Request<B>, max_header_bytes: usize, now: SystemTime) -> Result<(), Refusal> {
     if head_bytes(req) > max_header_bytes {
         return Err(HEADER_TOO_LARGE);
     }
     let headers = req.headers();
     if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if auth.starts_with("AWS ") {
-            return Err(SIGV2);
+            // SigV2 signs the date but sets no window of its own: hold it to AWS's.
+            let at = v2_request_time(headers).ok_or(NO_DATE)?;
+            if distance(at, now) > MAX_SKEW {
+                return Err(SKEWED);
+            }
         }
         if let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256") {
             let field = |name: &str| {
@@ -166,8 +206,12 @@ pub fn screen<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), Refusa
     if let Some(query) = req.uri().query() {
         let params = query_params(query);
         let get = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
-        if get("AWSAccessKeyId").is_some() {
-            return Err(SIGV2);
+        if get("AWSAccessKeyId").is_some() && get("Signature").is_some() {
+            let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            match get("Expires").map(str::parse::<u64>) {
+                Some(Ok(at)) if at <= now_secs + MAX_PRESIGN_EXPIRES => {}
+                _ => return Err(V2_EXPIRES),
+            }
         }
         if get("X-Amz-Algorithm").is_some() || get("X-Amz-Signature").is_some() {
             match get("X-Amz-Expires").map(str::parse::<u64>) {
@@ -243,11 +287,46 @@ mod tests {
     }
 
     #[test]
-    fn sigv2_and_other_services_are_refused() {
-        let v2 = screen(&req("/b/k", &[("authorization", "AWS AK:c2ln")]), 16384);
-        assert_eq!(v2.unwrap_err().code, "InvalidRequest");
-        let v2q = screen(&req("/b/k?AWSAccessKeyId=AK&Expires=1&Signature=x", &[]), 16384);
-        assert_eq!(v2q.unwrap_err().code, "InvalidRequest");
+    fn sigv2_is_held_to_aws_time_window() {
+        let now = SystemTime::now();
+        let at = |d: SystemTime| httpdate::fmt_http_date(d);
+        let v2 = |date: Option<String>| {
+            let mut h = vec![("authorization".to_string(), "AWS AK:c2ln".to_string())];
+            if let Some(d) = date {
+                h.push(("date".into(), d));
+            }
+            let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            screen_at(&req("/b/k", &h), 16384, now)
+        };
+        assert_eq!(v2(Some(at(now))), Ok(()));
+        assert_eq!(v2(Some(at(now - Duration::from_secs(14 * 60)))), Ok(()));
+        assert_eq!(
+            v2(Some(at(now - Duration::from_secs(16 * 60)))).unwrap_err().code,
+            "RequestTimeTooSkewed"
+        );
+        assert_eq!(
+            v2(Some(at(now + Duration::from_secs(3600)))).unwrap_err().code,
+            "RequestTimeTooSkewed"
+        );
+        assert_eq!(v2(None).unwrap_err().code, "AccessDenied");
+        let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let q = |expires: u64| {
+            screen_at(
+                &req(&format!("/b/k?AWSAccessKeyId=AK&Expires={expires}&Signature=x"), &[]),
+                16384,
+                now,
+            )
+        };
+        assert_eq!(q(secs + 3600), Ok(()));
+        assert_eq!(q(secs + 604_800), Ok(()));
+        assert_eq!(
+            q(secs + 30 * 86_400).unwrap_err().code,
+            "AuthorizationQueryParametersError"
+        );
+    }
+
+    #[test]
+    fn other_services_are_refused() {
         let ec2 = "AWS4-HMAC-SHA256 Credential=AK/20261123/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
         let r = screen(&req("/b/k", &[("authorization", ec2)]), 16384);
         assert_eq!(r.unwrap_err().code, "AuthorizationHeaderMalformed");

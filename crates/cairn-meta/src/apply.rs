@@ -146,6 +146,15 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             kv.put(k, encode(key));
             Ok(Response::Done)
         }
+        Command::InBucket {
+            bucket,
+            owner,
+            created,
+            command,
+        } => match read::<crate::BucketRecord>(kv, &keys::bucket_key(bucket))? {
+            Some(b) if b.owner == *owner && b.created == *created => apply(kv, command),
+            _ => Err(MetaError::NoSuchBucket),
+        },
         Command::DeleteKey { access_key } => {
             let k = keys::access_key_key(access_key);
             if kv.get(&k).map_err(store)?.is_none() {

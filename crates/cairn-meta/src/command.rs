@@ -103,6 +103,20 @@ pub enum Command {
         /// Its id.
         access_key: String,
     },
+    /// Runs `command` only if `bucket` is still the very bucket the proposer checked access
+    /// against (same owner, same creation time); otherwise `NoSuchBucket` and nothing changes.
+    /// So a bucket deleted and re-created under another key while an upload was in flight
+    /// never receives that upload. Appended last so earlier log entries decode unchanged.
+    InBucket {
+        /// The bucket's name.
+        bucket: String,
+        /// Its owner when it was checked.
+        owner: String,
+        /// Its creation time when it was checked.
+        created: UnixMillis,
+        /// A `PutObject` or `CreateUpload` into that bucket.
+        command: Box<Command>,
+    },
 }
 
 /// The outcome of a command.
@@ -187,6 +201,9 @@ pub enum InvalidCommand {
     /// A `PutObject`'s size does not match its body.
     #[error("object size does not match its body")]
     SizeMismatch,
+    /// `InBucket` wraps something other than a `PutObject` or `CreateUpload` of that bucket.
+    #[error("InBucket must wrap a PutObject or CreateUpload of the same bucket")]
+    BadGuard,
 }
 
 impl Command {
@@ -204,6 +221,17 @@ impl Command {
                 check_size(part.size, &part.body)
             }
             Command::PutObject { object, .. } => check_size(object.size, &object.body),
+            Command::InBucket { bucket, command, .. } => {
+                let same = match &**command {
+                    Command::PutObject { bucket: b, .. } => b == bucket,
+                    Command::CreateUpload { upload } => upload.bucket == *bucket,
+                    _ => false,
+                };
+                if !same {
+                    return Err(InvalidCommand::BadGuard);
+                }
+                command.validate()
+            }
             _ => Ok(()),
         }
     }
@@ -234,6 +262,7 @@ impl std::fmt::Display for Command {
             Command::AbortUpload { upload_id, .. } => write!(f, "AbortUpload({upload_id})"),
             Command::CreateKey { key } => write!(f, "CreateKey({})", key.access_key),
             Command::DeleteKey { access_key } => write!(f, "DeleteKey({access_key})"),
+            Command::InBucket { command, .. } => write!(f, "InBucket({command})"),
         }
     }
 }

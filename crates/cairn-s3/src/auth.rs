@@ -116,6 +116,22 @@ impl S3Access for CairnAccess {
     }
 }
 
+/// The bucket a write goes to, checked for `access_key` now. The write must be made with the
+/// returned guard, so it lands only in this very bucket: if the bucket is deleted and
+/// re-created under another owner before the commit, the commit answers `NoSuchBucket`.
+pub(crate) async fn writable_bucket(
+    s3: &crate::CairnS3,
+    access_key: &str,
+    bucket: &str,
+) -> S3Result<cairn::BucketGuard> {
+    let guard = s3.store.bucket_guard(bucket).await.map_err(to_s3)?;
+    if access_key == s3.settings.root.access_key || guard.owner() == access_key {
+        Ok(guard)
+    } else {
+        Err(s3_error!(AccessDenied))
+    }
+}
+
 /// Whether `access_key` may use `bucket` (for the source of a copy, which the path check does
 /// not see).
 pub(crate) async fn may_access(s3: &crate::CairnS3, access_key: &str, bucket: &str) -> S3Result<()> {

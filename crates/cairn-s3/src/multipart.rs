@@ -39,9 +39,10 @@ pub(crate) async fn create(
         i.metadata,
     )?;
     let algorithm = i.checksum_algorithm.as_ref().map(|a| a.as_str().to_string());
+    let bucket = crate::auth::writable_bucket(s3, &who, &i.bucket).await?;
     let upload = s3
         .store
-        .create_upload(&i.bucket, &i.key, attrs, algorithm, &who)
+        .create_upload(&bucket, &i.key, attrs, algorithm, &who)
         .await
         .s3()?;
     Ok(S3Response::new(CreateMultipartUploadOutput {

@@ -66,8 +66,8 @@ pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> 
             Some(ETagCondition::ETag(e)) => Some(e.value().to_string()),
         },
     };
-    // Fail fast on a missing bucket, before reading the body.
-    s3.store.bucket(&input.bucket).await.s3()?;
+    // Fail fast on a missing bucket, before reading the body; the commit is bound to it.
+    let bucket = crate::auth::writable_bucket(s3, &who, &input.bucket).await?;
     let mut check = BodyCheck::new(
         &req.headers,
         input.checksum_algorithm.as_ref(),
@@ -85,15 +85,7 @@ pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> 
     let checksums = check.finish(staged.md5(), staged.size(), req.trailing_headers.as_ref())?;
     let object = s3
         .store
-        .commit_object(
-            &input.bucket,
-            &input.key,
-            staged,
-            attrs,
-            checksums.clone(),
-            &who,
-            conditions,
-        )
+        .commit_object(&bucket, &input.key, staged, attrs, checksums.clone(), &who, conditions)
         .await
         .s3()?;
     metrics::counter!("cairn_s3_put_bytes_total").increment(object.size);
@@ -440,10 +432,10 @@ pub(crate) async fn copy_object(
     } else {
         None
     };
-    s3.store.bucket(&input.bucket).await.s3()?;
+    let bucket = crate::auth::writable_bucket(s3, &who, &input.bucket).await?;
     let o = s3
         .store
-        .copy_object(&src, &input.bucket, &input.key, attrs, &who)
+        .copy_object(&src, &bucket, &input.key, attrs, &who)
         .await
         .map_err(to_s3)?;
     Ok(S3Response::new(CopyObjectOutput {

@@ -27,5 +27,5 @@ pub use cairn_meta::{
 };
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
-pub use store::{ListRequest, PutConditions, Store, StoreConfig, StoreStats};
+pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
 pub use write::Staged;

@@ -66,6 +66,38 @@ pub struct ListRequest {
     pub max_keys: usize,
 }
 
+/// A bucket as it was when the caller checked access to it. Writes made with it land only in
+/// that very bucket: the check is repeated inside the Raft command, so a bucket deleted and
+/// re-created (under another owner) meanwhile gets `NoSuchBucket` instead of the write. Only
+/// [`Store::bucket_guard`] makes one.
+#[derive(Clone, Debug)]
+pub struct BucketGuard {
+    name: String,
+    owner: String,
+    created: i64,
+}
+
+impl BucketGuard {
+    /// The bucket's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The access key that owns it.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn wrap(&self, command: Command) -> Command {
+        Command::InBucket {
+            bucket: self.name.clone(),
+            owner: self.owner.clone(),
+            created: self.created,
+            command: Box::new(command),
+        }
+    }
+}
+
 /// Space used by the store.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct StoreStats {
@@ -217,6 +249,16 @@ impl Store {
             .ok_or(Error::NoSuchBucket)
     }
 
+    /// A guard for writing into bucket `name` as it is now, or `NoSuchBucket`.
+    pub async fn bucket_guard(&self, name: &str) -> Result<BucketGuard> {
+        let b = self.bucket(name).await?;
+        Ok(BucketGuard {
+            name: b.name,
+            owner: b.owner,
+            created: b.created,
+        })
+    }
+
     /// Every bucket, by name.
     pub async fn buckets(&self) -> Result<Vec<BucketRecord>> {
         self.query(|kv| query::buckets(kv)).await
@@ -241,7 +283,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn commit_object(
         &self,
-        bucket: &str,
+        bucket: &BucketGuard,
         key: &str,
         staged: Staged,
         attrs: ObjectAttrs,
@@ -260,15 +302,15 @@ impl Store {
             parts: Vec::new(),
             owner: owner.to_string(),
         };
-        self.propose(Command::PutObject {
-            bucket: bucket.into(),
+        self.propose(bucket.wrap(Command::PutObject {
+            bucket: bucket.name.clone(),
             key: key.into(),
             object: Box::new(object.clone()),
             written: staged.written,
             scheme: self.scheme(),
             if_none_match: conditions.if_none_match,
             if_match: conditions.if_match,
-        })
+        }))
         .await?;
         Ok(object)
     }
@@ -278,7 +320,7 @@ impl Store {
     pub async fn copy_object(
         &self,
         source: &ObjectRecord,
-        bucket: &str,
+        bucket: &BucketGuard,
         key: &str,
         attrs: Option<ObjectAttrs>,
         owner: &str,
@@ -290,15 +332,15 @@ impl Store {
             owner: owner.to_string(),
             ..source.clone()
         };
-        self.propose(Command::PutObject {
-            bucket: bucket.into(),
+        self.propose(bucket.wrap(Command::PutObject {
+            bucket: bucket.name.clone(),
             key: key.into(),
             object: Box::new(object.clone()),
             written: Vec::new(),
             scheme: self.scheme(),
             if_none_match: false,
             if_match: None,
-        })
+        }))
         .await?;
         Ok(object)
     }
@@ -346,7 +388,7 @@ impl Store {
     /// Starts a multipart upload and returns its id.
     pub async fn create_upload(
         &self,
-        bucket: &str,
+        bucket: &BucketGuard,
         key: &str,
         attrs: ObjectAttrs,
         checksum_algorithm: Option<String>,
@@ -354,14 +396,15 @@ impl Store {
     ) -> Result<UploadRecord> {
         let upload = UploadRecord {
             upload_id: uuid::Uuid::new_v4().simple().to_string(),
-            bucket: bucket.into(),
+            bucket: bucket.name.clone(),
             key: key.into(),
             initiated: now_millis(),
             attrs,
             checksum_algorithm,
             owner: owner.into(),
         };
-        self.propose(Command::CreateUpload { upload: upload.clone() }).await?;
+        self.propose(bucket.wrap(Command::CreateUpload { upload: upload.clone() }))
+            .await?;
         Ok(upload)
     }
 

@@ -22,9 +22,10 @@ async fn put(store: &Store, key: &str, body: &[u8]) -> cairn::ObjectRecord {
     let frames: Vec<Result<Bytes, std::io::Error>> =
         body.chunks(70_001).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     let staged = store.stage(stream::iter(frames), u64::MAX, true).await.unwrap();
+    let bucket = store.bucket_guard("bkt").await.unwrap();
     store
         .commit_object(
-            "bkt",
+            &bucket,
             key,
             staged,
             ObjectAttrs::default(),
@@ -147,4 +148,52 @@ async fn a_second_opener_is_refused_before_touching_disks() {
     let first = Store::open_local(dir.path(), 1, StoreConfig::default()).await.unwrap();
     assert!(Store::open_local(dir.path(), 1, StoreConfig::default()).await.is_err());
     first.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_recreated_during_an_upload_never_receives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_local(dir.path(), 1, StoreConfig::default()).await.unwrap();
+    let name = BucketName::new("shared").unwrap();
+    store.create_bucket(&name, "alice").await.unwrap();
+    // Alice's upload checks the bucket, then streams for a while...
+    let guard = store.bucket_guard("shared").await.unwrap();
+    let body = data(300_000, 7);
+    let frames = vec![Ok::<_, std::io::Error>(Bytes::from(body.clone()))];
+    let staged = store.stage(stream::iter(frames), u64::MAX, true).await.unwrap();
+    // ...meanwhile the bucket is deleted and Bob takes the name.
+    store.delete_bucket("shared").await.unwrap();
+    store.create_bucket(&name, "bob").await.unwrap();
+    let commit = store
+        .commit_object(
+            &guard,
+            "alice-data",
+            staged,
+            ObjectAttrs::default(),
+            Default::default(),
+            "alice",
+            PutConditions::default(),
+        )
+        .await;
+    assert!(matches!(commit, Err(cairn::Error::NoSuchBucket)), "{commit:?}");
+    let upload = store
+        .create_upload(&guard, "alice-mp", ObjectAttrs::default(), None, "alice")
+        .await;
+    assert!(matches!(upload, Err(cairn::Error::NoSuchBucket)), "{upload:?}");
+    let listed = store
+        .list_objects(
+            "shared",
+            ListRequest {
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(listed.objects.is_empty(), "Bob's bucket received Alice's object");
+    assert!(store.uploads("shared", "", "", "", 10).await.unwrap().is_empty());
+    // A guard taken now writes into Bob's bucket as usual.
+    let fresh = store.bucket_guard("shared").await.unwrap();
+    assert_eq!(fresh.owner(), "bob");
+    store.shutdown().await;
 }

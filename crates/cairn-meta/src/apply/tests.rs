@@ -279,6 +279,53 @@ fn multipart_complete_checks_parts_and_moves_references() {
 }
 
 #[test]
+fn a_guarded_write_lands_only_in_the_bucket_it_checked() {
+    let mut kv = MemKv::default();
+    bucket(&mut kv, "b1");
+    let checked = query::bucket(&kv, "b1").unwrap().unwrap();
+    let guarded = |key: &str| Command::InBucket {
+        bucket: "b1".into(),
+        owner: checked.owner.clone(),
+        created: checked.created,
+        command: Box::new(Command::PutObject {
+            bucket: "b1".into(),
+            key: key.into(),
+            object: Box::new(obj(&[1], key)),
+            written: vec![ChunkId([1; 32])],
+            scheme: scheme(),
+            if_none_match: false,
+            if_match: None,
+        }),
+    };
+    run(&mut kv, &guarded("first")).unwrap();
+    // The bucket is emptied, deleted and re-created by someone else.
+    run(
+        &mut kv,
+        &Command::DeleteObjects {
+            bucket: "b1".into(),
+            keys: vec!["first".into()],
+        },
+    )
+    .unwrap();
+    run(&mut kv, &Command::DeleteBucket { name: "b1".into() }).unwrap();
+    let other = BucketRecord {
+        name: "b1".into(),
+        owner: "mallory".into(),
+        created: checked.created + 1,
+    };
+    run(&mut kv, &Command::CreateBucket { bucket: other }).unwrap();
+    let before = kv.clone();
+    assert_eq!(run(&mut kv, &guarded("second")), Err(MetaError::NoSuchBucket));
+    assert_eq!(kv, before);
+    // A guard must wrap a write into its own bucket.
+    let mut bad = guarded("x");
+    if let Command::InBucket { bucket, .. } = &mut bad {
+        *bucket = "b2".into();
+    }
+    assert_eq!(run(&mut kv, &bad), Err(MetaError::Invalid(InvalidCommand::BadGuard)));
+}
+
+#[test]
 fn deleting_a_bucket_discards_its_incomplete_uploads() {
     let mut kv = MemKv::default();
     bucket(&mut kv, "b1");

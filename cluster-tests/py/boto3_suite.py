@@ -374,14 +374,16 @@ def clock_skew_is_refused():
         bauth.get_current_datetime = real
 
 
-def unsigned_trailer_put(key, body, crc):
-    """PUT with STREAMING-UNSIGNED-PAYLOAD-TRAILER: aws-chunked framing, a CRC32 trailer."""
+def unsigned_trailer_put(key, body, crc, framed=None, decoded_length=None):
+    """PUT with STREAMING-UNSIGNED-PAYLOAD-TRAILER: aws-chunked framing, a CRC32 trailer.
+    `framed` replaces the well-formed framing; `decoded_length` the declared decoded length."""
     auth = botocore.auth.SigV4Auth(botocore.credentials.Credentials(*ROOT), "s3", "us-east-1")
-    framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n" + b"x-amz-checksum-crc32:" + crc.encode() + b"\r\n\r\n"
+    if framed is None:
+        framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n" + b"x-amz-checksum-crc32:" + crc.encode() + b"\r\n\r\n"
     headers = {
         "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
         "Content-Encoding": "aws-chunked",
-        "x-amz-decoded-content-length": str(len(body)),
+        "x-amz-decoded-content-length": str(len(body) if decoded_length is None else decoded_length),
         "x-amz-trailer": "x-amz-checksum-crc32",
     }
     url = ENDPOINT + "/b3-main/" + key
@@ -403,6 +405,20 @@ def aws_chunked_unsigned_payload_with_trailer():
     r = unsigned_trailer_put("trailer-bad", body, bad)
     assert r.status_code == 400 and b"BadDigest" in r.content, (r.status_code, r.content)
     assert error_code(s3.head_object, Bucket="b3-main", Key="trailer-bad")[1] == 404
+    # A chunk declaring 32 MiB is refused as its line arrives (s3s would buffer it whole).
+    huge = b"2000000\r\n" + body + b"\r\n0\r\n\r\n"
+    r = unsigned_trailer_put("trailer-huge", body, crc, framed=huge, decoded_length=32 << 20)
+    assert 400 <= r.status_code < 500, (r.status_code, r.content)
+    metrics = requests.get(os.environ["CAIRN_ADMIN"] + "/metrics").text
+    assert 'cairn_http_refused_total{code="ChunkTooLarge"}' in metrics, metrics
+    # The announced trailer must arrive, and the body must match its declared decoded length.
+    no_trailer = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    r = unsigned_trailer_put("trailer-missing", body, crc, framed=no_trailer)
+    assert r.status_code == 400 and b"MalformedTrailerError" in r.content, (r.status_code, r.content)
+    r = unsigned_trailer_put("trailer-short", body, crc, decoded_length=len(body) + 10)
+    assert r.status_code == 400 and b"IncompleteBody" in r.content, (r.status_code, r.content)
+    for k in ["trailer-huge", "trailer-missing", "trailer-short"]:
+        assert error_code(s3.head_object, Bucket="b3-main", Key=k)[1] == 404, k
 
 
 def main():

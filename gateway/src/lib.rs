@@ -9,6 +9,7 @@
 //! Must not depend on: RocksDB, Raft, shard storage. It serves the `cairn` API only.
 
 mod admin;
+mod chunked;
 mod keys;
 mod limits;
 

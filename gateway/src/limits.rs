@@ -9,7 +9,8 @@
 //!   too large, SigV2, bad presign parameters, unsigned `x-amz-*` headers, declared size too
 //!   large) get their S3 error without reaching authentication; past `max_inflight` requests in
 //!   flight, a request gets `503 SlowDown` at once (SDKs retry it). A request counts as in
-//!   flight until its response body has been sent.
+//!   flight until its response body has been sent. An `aws-chunked` body is watched by
+//!   [`crate::chunked::ChunkCap`] on its way to s3s.
 
 use std::future::Future;
 use std::io;
@@ -217,7 +218,15 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
             return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down()))));
         };
-        let fut = hyper::service::Service::call(&self.inner, req);
+        let fut: BoxFuture<'static, Result<http::Response<s3s::Body>, s3s::HttpError>> =
+            if crate::chunked::is_aws_chunked(req.headers()) {
+                // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
+                let req = req.map(|b| s3s::Body::http_body(crate::chunked::ChunkCap::new(b)));
+                let inner = self.inner.clone();
+                Box::pin(async move { inner.call(req).await })
+            } else {
+                hyper::service::Service::call(&self.inner, req)
+            };
         Box::pin(async move {
             let resp = fut.await?;
             Ok(resp.map(|inner| GuardedBody {

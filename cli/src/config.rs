@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub max_inflight_requests: usize,
     /// Largest request header section in bytes.
     pub max_header_bytes: usize,
+    /// Largest file of a browser-form POST upload, in bytes (held in memory while it uploads).
+    pub post_object_max_bytes: u64,
+    /// Most browser-form POST uploads in flight.
+    pub max_form_uploads: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,8 @@ impl Default for ServerConfig {
             max_connections: 8192,
             max_inflight_requests: 1024,
             max_header_bytes: 16 * 1024,
+            post_object_max_bytes: 64 << 20,
+            max_form_uploads: 16,
         }
     }
 }
@@ -108,6 +114,8 @@ impl ServerConfig {
             "max_connections",
             "max_inflight_requests",
             "max_header_bytes",
+            "post_object_max_bytes",
+            "max_form_uploads",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)
@@ -123,8 +131,14 @@ impl ServerConfig {
         if cfg.header_timeout_secs == 0 || cfg.idle_timeout_secs == 0 {
             bail!("header_timeout_secs and idle_timeout_secs: must be at least 1");
         }
-        if cfg.max_connections == 0 || cfg.max_inflight_requests == 0 {
-            bail!("max_connections and max_inflight_requests: must be at least 1");
+        if cfg.max_connections == 0 || cfg.max_inflight_requests == 0 || cfg.max_form_uploads == 0 {
+            bail!("max_connections, max_inflight_requests and max_form_uploads: must be at least 1");
+        }
+        if cfg.post_object_max_bytes > 5 << 30 {
+            bail!(
+                "post_object_max_bytes: at most 5 GiB, got {}",
+                cfg.post_object_max_bytes
+            );
         }
         if !(1024..=60 * 1024).contains(&cfg.max_header_bytes) {
             bail!(

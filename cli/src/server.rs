@@ -66,6 +66,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 access_key: root.access_key.clone(),
                 secret_key: root.secret_key.clone(),
             },
+            post_object_max_bytes: cfg.post_object_max_bytes,
         },
         drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
         limits: HttpLimits {
@@ -74,6 +75,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             max_connections: cfg.max_connections,
             max_inflight: cfg.max_inflight_requests,
             max_header_bytes: cfg.max_header_bytes,
+            max_form_uploads: cfg.max_form_uploads,
         },
     };
     let bound = Bound::bind(gateway).await.context("binding listeners")?;

@@ -284,3 +284,41 @@ fn s3_corner_cases_answer_as_aws() {
         "rb with an incomplete upload",
     );
 }
+
+#[test]
+fn form_uploads_work_and_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _) = Server::start_env(
+        &tmp.path().join("data"),
+        1,
+        true,
+        &[],
+        &[("CAIRN_POST_OBJECT_MAX_BYTES", "1048576")],
+    );
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let post = |key: &str, size: usize, mode: &str| {
+        let out = server.python("post_form.py", &[key, &size.to_string(), mode]);
+        assert_ok(&out, "post_form.py");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // A signed form within the limit is stored, byte for byte.
+    let r = post("form-ok", 300_000, "signed");
+    assert!(
+        r.starts_with("204") || r.starts_with("200") || r.starts_with("201"),
+        "{r}"
+    );
+    let out = tmp.path().join("form-ok");
+    server.aws_ok(&["s3", "cp", "s3://bkt/form-ok", out.to_str().unwrap()]);
+    let want: Vec<u8> = (0..300_000usize).map(|i| ((i * 7) % 251) as u8).collect();
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    // A file over the configured bound is refused, and nothing is stored.
+    let r = post("form-big", 2 << 20, "signed");
+    assert!(r.starts_with('4'), "{r}");
+    // An unsigned form is refused and stores nothing.
+    let r = post("form-anon", 1000, "anonymous");
+    assert!(r.starts_with("403"), "{r}");
+    for k in ["form-big", "form-anon"] {
+        let head = server.aws(&["s3api", "head-object", "--bucket", "bkt", "--key", k]);
+        assert!(!head.status.success(), "{k} was stored");
+    }
+}

@@ -41,6 +41,9 @@ pub struct HttpLimits {
     pub max_inflight: usize,
     /// Largest request header section (request line and headers), in bytes.
     pub max_header_bytes: usize,
+    /// Most browser-form POST uploads in flight (each may hold its whole file in memory,
+    /// up to `post_object_max_bytes`); beyond it, `503 SlowDown`.
+    pub max_form_uploads: usize,
 }
 
 impl Default for HttpLimits {
@@ -51,6 +54,7 @@ impl Default for HttpLimits {
             max_connections: 8192,
             max_inflight: 1024,
             max_header_bytes: 16 * 1024,
+            max_form_uploads: 16,
         }
     }
 }
@@ -179,7 +183,18 @@ impl Body for GuardedBody {
 pub(crate) struct S3Front {
     inner: s3s::service::S3Service,
     inflight: Arc<Semaphore>,
+    form_uploads: Arc<Semaphore>,
     max_header_bytes: usize,
+}
+
+/// Whether a request is a browser-form upload (POST of multipart/form-data).
+fn is_form_upload<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::POST
+        && req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
 impl S3Front {
@@ -187,6 +202,7 @@ impl S3Front {
         Self {
             inner,
             inflight: Arc::new(Semaphore::new(limits.max_inflight)),
+            form_uploads: Arc::new(Semaphore::new(limits.max_form_uploads)),
             max_header_bytes: limits.max_header_bytes,
         }
     }
@@ -218,6 +234,14 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
             return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down()))));
         };
+        let form_permit = if is_form_upload(&req) {
+            match self.form_uploads.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down())))),
+            }
+        } else {
+            None
+        };
         let fut: BoxFuture<'static, Result<http::Response<s3s::Body>, s3s::HttpError>> =
             if crate::chunked::is_aws_chunked(req.headers()) {
                 // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
@@ -229,6 +253,8 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             };
         Box::pin(async move {
             let resp = fut.await?;
+            // The form's file has been consumed once the handler has answered.
+            drop(form_permit);
             Ok(resp.map(|inner| GuardedBody {
                 inner,
                 _permit: Some(permit),

@@ -42,7 +42,13 @@ pub struct S3Settings {
     pub domain: Option<String>,
     /// The root credentials: full access to everything.
     pub root: RootCredentials,
+    /// Largest file a browser-form POST may upload. s3s holds the whole file in memory
+    /// before the handler runs, so this bounds the memory of one form upload.
+    pub post_object_max_bytes: u64,
 }
+
+/// Default for [`S3Settings::post_object_max_bytes`]: 64 MiB.
+pub const DEFAULT_POST_OBJECT_MAX_BYTES: u64 = 64 << 20;
 
 /// The S3 implementation: each operation delegates to its module.
 #[derive(Clone)]
@@ -70,6 +76,12 @@ pub fn build_service(store: Store, settings: S3Settings) -> Result<S3Service, St
     }
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = 2 * 1024 * 1024;
+    // Browser-form POST: the fields (policy, signature, a few others) are small on AWS too
+    // (the policy is limited to 20 KB); the file is buffered whole by s3s, so it is capped.
+    config.form_max_field_size = 64 * 1024;
+    config.form_max_fields_size = 256 * 1024;
+    config.form_max_parts = 64;
+    config.post_object_max_file_size = settings.post_object_max_bytes;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(config))));
     Ok(b.build())
 }

@@ -44,6 +44,15 @@ fn status_of(response: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// A server on a fresh data directory with `env` added, and a bucket `bkt`. The directory
+/// lives as long as the returned guard.
+fn server_with(env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _) = Server::start_env(&tmp.path().join("data"), 1, true, &[], env);
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    (server, tmp)
+}
+
 fn presign(server: &Server, method: &str, key: &str, expires: u64, version: &str) -> String {
     let out = server.python("presign.py", &[method, "bkt", key, &expires.to_string(), version]);
     assert_ok(&out, "presign");
@@ -52,15 +61,7 @@ fn presign(server: &Server, method: &str, key: &str, expires: u64, version: &str
 
 #[test]
 fn slow_and_idle_clients_are_dropped_and_others_served() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (server, _) = Server::start_env(
-        &tmp.path().join("data"),
-        1,
-        true,
-        &[],
-        &[("CAIRN_HEADER_TIMEOUT_SECS", "2"), ("CAIRN_IDLE_TIMEOUT_SECS", "30")],
-    );
-    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let (server, _tmp) = server_with(&[("CAIRN_HEADER_TIMEOUT_SECS", "2"), ("CAIRN_IDLE_TIMEOUT_SECS", "30")]);
 
     // Half a header: dropped by the header timeout (2 s), long before the 60 s we wait.
     let mut half = TcpStream::connect(addr(&server)).unwrap();
@@ -94,9 +95,7 @@ fn slow_and_idle_clients_are_dropped_and_others_served() {
 
 #[test]
 fn refused_before_authentication() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"), 1);
-    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let (server, _tmp) = server_with(&[]);
     let wait = Duration::from_secs(30);
 
     // A 20 KB header section: S3's 400, before any signature work (this one has none).
@@ -147,9 +146,7 @@ fn refused_before_authentication() {
 
 #[test]
 fn presigned_urls_are_bounded_and_cannot_be_altered() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"), 1);
-    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let (server, tmp) = server_with(&[]);
     let secret = tmp.path().join("secret");
     std::fs::write(&secret, b"private bytes").unwrap();
     server.aws_ok(&["s3", "cp", secret.to_str().unwrap(), "s3://bkt/secret"]);
@@ -184,9 +181,7 @@ fn presigned_urls_are_bounded_and_cannot_be_altered() {
 
 #[test]
 fn s3_corner_cases_answer_as_aws() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"), 1);
-    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let (server, tmp) = server_with(&[]);
 
     // A suffix range of an empty object: 200 and no bytes (it used to underflow).
     let empty = tmp.path().join("empty");
@@ -287,15 +282,7 @@ fn s3_corner_cases_answer_as_aws() {
 
 #[test]
 fn form_uploads_work_and_are_bounded() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (server, _) = Server::start_env(
-        &tmp.path().join("data"),
-        1,
-        true,
-        &[],
-        &[("CAIRN_POST_OBJECT_MAX_BYTES", "1048576")],
-    );
-    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    let (server, tmp) = server_with(&[("CAIRN_POST_OBJECT_MAX_BYTES", "1048576")]);
     let post = |key: &str, size: usize, mode: &str| {
         let out = server.python("post_form.py", &[key, &size.to_string(), mode]);
         assert_ok(&out, "post_form.py");

@@ -54,7 +54,8 @@ pub struct ServerConfig {
     pub domain: Option<String>,
     /// Seconds to drain in-flight requests at shutdown.
     pub drain_timeout_secs: u64,
-    /// Seconds a client has to send a request's header section.
+    /// Seconds a client has to send a request's header section (also how long an idle
+    /// keep-alive connection stays open).
     pub header_timeout_secs: u64,
     /// Seconds a connection may sit without a byte moving before it is closed.
     pub idle_timeout_secs: u64,
@@ -80,7 +81,7 @@ impl Default for ServerConfig {
             region: "us-east-1".into(),
             domain: None,
             drain_timeout_secs: 30,
-            header_timeout_secs: 10,
+            header_timeout_secs: 20,
             idle_timeout_secs: 60,
             max_connections: 8192,
             max_inflight_requests: 1024,

@@ -31,6 +31,8 @@ use tokio::time::{Instant, Sleep};
 #[derive(Clone, Debug)]
 pub struct HttpLimits {
     /// A request's header section must arrive within this time, or the connection is closed.
+    /// hyper starts this timer whenever a connection waits for a request head, so it is also
+    /// how long an idle keep-alive connection stays open.
     pub header_read_timeout: Duration,
     /// A connection on which no byte moves for this long is closed (idle keep-alive, stalled
     /// body, client not reading its response).
@@ -49,7 +51,7 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             max_connections: 8192,
             max_inflight: 1024,

@@ -20,6 +20,12 @@
 //! record when that payload happens to contain a well-formed record (with a matching CRC32).
 //! Such a shard is never trusted by the data path on its own: every chunk is checked against
 //! its BLAKE3 id after decoding.
+//!
+//! Verifying a candidate means reading the payload length its header claims, and payloads are
+//! client data: an upload full of fake headers claiming large lengths would make a resync read
+//! without end. Each resynchronisation therefore verifies at most [`RESYNC_BUDGET`] bytes of
+//! candidates; past it, the rest of the segment is reported as damage and left as it is (never
+//! cut: it may hold acknowledged records, which parity or a later repair can rebuild).
 
 use std::fs::File;
 use std::io;
@@ -27,6 +33,9 @@ use std::os::unix::fs::FileExt;
 
 use crate::format::{self, Header, HEADER_LEN, KIND_SHARD, KIND_TOMBSTONE, MAGIC};
 use crate::ShardKey;
+
+/// Most bytes of candidate records one resynchronisation verifies before it gives up.
+pub(crate) const RESYNC_BUDGET: u64 = 1 << 30;
 
 /// Marker kind (never written in a segment; used in index files and in memory) for a shard
 /// record whose key and length are known but whose bytes fail their CRC.
@@ -68,6 +77,9 @@ pub(crate) struct Scan {
     /// End of the last record that is valid or followed by a valid one. Bytes past it hold no
     /// valid record: in the newest segment they are a torn tail.
     pub valid_end: u64,
+    /// Bytes of candidate records read while resynchronising (bounded by [`RESYNC_BUDGET`]
+    /// per damaged range).
+    pub resync_bytes: u64,
 }
 
 enum Check {
@@ -109,28 +121,63 @@ fn check(file: &File, offset: u64, size: u64, buf: &mut Vec<u8>) -> io::Result<C
     }))
 }
 
-/// The offset of the first valid record at or after `from`, if any.
-fn resync(file: &File, from: u64, size: u64, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+/// Where a resynchronisation ended.
+enum Resync {
+    /// The first valid record at or after the start.
+    Found(u64),
+    /// No valid record until the end.
+    None,
+    /// The verification budget ran out first.
+    GaveUp,
+}
+
+/// Looks for the first valid record at or after `from`, verifying at most `budget` bytes of
+/// candidates; adds what it read to `spent`.
+fn resync(file: &File, from: u64, size: u64, buf: &mut Vec<u8>, budget: u64, spent: &mut u64) -> io::Result<Resync> {
     const WINDOW: u64 = 1 << 20;
     let mut window = Vec::new();
     let mut pos = from;
+    let mut left = budget;
     while pos + HEADER_LEN as u64 <= size {
-        // Read 3 bytes past the window so a magic straddling two windows is seen once.
-        let n = (WINDOW + 3).min(size - pos) as usize;
+        // Read a header's length past the window, so a magic straddling two windows is seen
+        // once and every candidate's whole header is at hand to price its verification.
+        let n = (WINDOW + HEADER_LEN as u64).min(size - pos) as usize;
         window.resize(n, 0);
         file.read_exact_at(&mut window, pos)?;
         let mut i = 0usize;
         while i + MAGIC.len() <= n && (i as u64) < WINDOW {
             if window[i..i + MAGIC.len()] == MAGIC {
+                // What verifying this candidate reads (its header, and its payload if the
+                // header decodes and fits): charged before reading.
+                let cost = claimed_len(&window[i..], size - pos - i as u64);
+                if cost > left {
+                    return Ok(Resync::GaveUp);
+                }
+                left -= cost;
+                *spent += cost;
                 if let Check::Good(_) = check(file, pos + i as u64, size, buf)? {
-                    return Ok(Some(pos + i as u64));
+                    return Ok(Resync::Found(pos + i as u64));
                 }
             }
             i += 1;
         }
         pos += WINDOW;
     }
-    Ok(None)
+    Ok(Resync::None)
+}
+
+/// The bytes `check` reads for a candidate starting at `bytes[0]` with `room` bytes left in
+/// the file: the header, plus the claimed payload when the header decodes and fits.
+fn claimed_len(bytes: &[u8], room: u64) -> u64 {
+    let header = HEADER_LEN as u64;
+    let Some(h) = bytes.get(..HEADER_LEN) else {
+        return header;
+    };
+    let h: &[u8; HEADER_LEN] = h.try_into().expect("header length");
+    match format::decode_header(h) {
+        Ok(d) if header + u64::from(d.len) <= room => header + u64::from(d.len),
+        _ => header,
+    }
 }
 
 /// Scans `size` bytes of a segment. `sealed` segments were complete and synced when they were
@@ -165,7 +212,20 @@ pub(crate) fn scan(file: &File, size: u64, sealed: bool) -> io::Result<Scan> {
         };
         let next = match trusted {
             Some((_, end)) => Some(end),
-            None => resync(file, offset + 1, size, &mut buf)?,
+            None => match resync(file, offset + 1, size, &mut buf, RESYNC_BUDGET, &mut out.resync_bytes)? {
+                Resync::Found(n) => Some(n),
+                Resync::None => None,
+                Resync::GaveUp => {
+                    // Not provably a torn tail: report the rest, cut nothing.
+                    out.damage.push(Damage {
+                        offset,
+                        len: size - offset,
+                        key: None,
+                    });
+                    out.valid_end = size;
+                    break;
+                }
+            },
         };
         let Some(next) = next else {
             if sealed {

@@ -280,3 +280,58 @@ fn sealed_segments_open_from_their_index_files_and_damaged_ones_are_rebuilt() {
     }
     assert!(idx[1].exists(), "the missing index file was rewritten");
 }
+
+#[test]
+fn a_payload_full_of_fake_headers_cannot_make_recovery_read_without_end() {
+    // A client uploads a chunk made of record headers that each claim to run to the end of
+    // the segment; then the record in front of it is damaged. Resynchronising must stay within
+    // its budget instead of reading every claimed payload, and must not cut the segment.
+    use crate::format::{encode_header, KIND_SHARD};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let fake_count = 20_000usize;
+    {
+        let s = SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap();
+        rt.block_on(async {
+            s.put(key(0), payload(0, 10_000)).await.unwrap();
+            let mut evil = Vec::with_capacity(fake_count * HEADER_LEN);
+            for i in 0..fake_count {
+                // Claims the rest of a 64 MiB segment: far beyond what follows.
+                let claim = vec![0u8; 0];
+                let mut h = encode_header(KIND_SHARD, key(i as u16), &claim);
+                h[40..44].copy_from_slice(&((64u32 << 20) - (i as u32) * 48).to_le_bytes());
+                evil.extend_from_slice(&h);
+            }
+            s.put(key(1), Bytes::from(evil)).await.unwrap();
+            // Padding so the fake claims fit inside the file and must be priced.
+            s.put(key(2), Bytes::from(vec![7u8; 64 << 20])).await.unwrap();
+            s.put(key(3), payload(3, 1000)).await.unwrap();
+        });
+    }
+    let seg = segments(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[0] ^= 0xFF; // record 0's magic: its length cannot be trusted, a resync follows
+    bytes[HEADER_LEN + 10_000] ^= 0xFF; // record 1's magic too, so the fakes are candidates
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let file = std::fs::File::open(&seg).unwrap();
+    let scan = crate::recover::scan(&file, len, false).unwrap();
+    assert!(
+        scan.resync_bytes <= crate::recover::RESYNC_BUDGET + (64 << 20),
+        "resync read {} bytes",
+        scan.resync_bytes
+    );
+    drop(file);
+    let s = SegmentStore::open(dir.path(), SegmentStoreOptions::default()).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the segment was cut");
+    rt.block_on(async {
+        assert!(!matches!(s.get(key(0)).await, Ok(Some(_))));
+        // Whatever could not be re-indexed is reported, never served wrong.
+        for n in [2u16, 3] {
+            if let Ok(Some(b)) = s.get(key(n)).await {
+                assert_eq!(b.len(), if n == 2 { 64 << 20 } else { 1000 });
+            }
+        }
+    });
+}

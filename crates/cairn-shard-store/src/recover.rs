@@ -211,33 +211,24 @@ pub(crate) fn scan(file: &File, size: u64, sealed: bool) -> io::Result<Scan> {
             None => None,
         };
         let next = match trusted {
-            Some((_, end)) => Some(end),
-            None => match resync(file, offset + 1, size, &mut buf, RESYNC_BUDGET, &mut out.resync_bytes)? {
-                Resync::Found(n) => Some(n),
-                Resync::None => None,
-                Resync::GaveUp => {
-                    // Not provably a torn tail: report the rest, cut nothing.
-                    out.damage.push(Damage {
-                        offset,
-                        len: size - offset,
-                        key: None,
-                    });
-                    out.valid_end = size;
-                    break;
-                }
-            },
+            Some((_, end)) => Resync::Found(end),
+            None => resync(file, offset + 1, size, &mut buf, RESYNC_BUDGET, &mut out.resync_bytes)?,
         };
-        let Some(next) = next else {
-            if sealed {
-                // Nothing valid until the end of a sealed segment: all of it is damage.
+        let next = match next {
+            Resync::Found(n) => n,
+            // Nothing valid follows in the newest segment: a torn tail, which the caller cuts.
+            Resync::None if !sealed => break,
+            // Nothing valid until the end of a sealed segment, or no way to tell within the
+            // budget: report the rest as damage and cut nothing.
+            Resync::None | Resync::GaveUp => {
                 out.damage.push(Damage {
                     offset,
                     len: size - offset,
                     key: None,
                 });
                 out.valid_end = size;
+                break;
             }
-            break;
         };
         let key = trusted.filter(|(h, _)| h.kind == KIND_SHARD).map(|(h, _)| h.key);
         out.damage.push(Damage {

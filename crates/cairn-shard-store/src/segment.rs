@@ -176,8 +176,11 @@ fn report_damage(seg: u64, offset: u64, len: u64, key: Option<ShardKey>) {
 
 /// Opens segment `id`, recovers its records into `state` and returns them. Sealed segments use
 /// their index file when it is valid and get one written otherwise; the newest segment is
-/// scanned and a torn tail is cut.
-fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Result<Vec<Entry>> {
+/// scanned and a torn tail is cut. Returns the entries and whether new records may be appended
+/// to the segment: only to the newest, and only if it held no damage. A damaged newest segment
+/// is sealed here (it gets its index file), because records appended behind damage that a scan
+/// could not get past would be invisible to the next open: acknowledged writes lost.
+fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Result<(Vec<Entry>, bool)> {
     let (file, size) = create_segment(dir, id)?;
     state.segments.insert(
         id,
@@ -188,6 +191,7 @@ fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Res
         },
     );
     let cached = if newest { None } else { index_file::read(dir, id, size) };
+    let mut appendable = false;
     let entries = match cached {
         Some(entries) => entries,
         None => {
@@ -208,8 +212,10 @@ fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Res
                 file.sync_all()?;
                 state.segments.get_mut(&id).expect("inserted above").size = scan.valid_end;
             }
-            if !newest {
-                if let Err(e) = index_file::write(dir, id, size, &scan.entries) {
+            appendable = newest && scan.damage.is_empty();
+            if !appendable {
+                let sealed_size = state.segments[&id].size;
+                if let Err(e) = index_file::write(dir, id, sealed_size, &scan.entries) {
                     tracing::warn!(segment = id, error = %e, "could not write segment index file");
                 }
             }
@@ -217,7 +223,7 @@ fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Res
         }
     };
     state.replay(id, &entries);
-    Ok(entries)
+    Ok((entries, appendable))
 }
 
 impl SegmentStore {
@@ -229,26 +235,28 @@ impl SegmentStore {
         let mut state = State::default();
         let ids = list_segments(&dir)?;
         let last = ids.last().copied();
-        let mut active_entries = Vec::new();
+        let mut reopened = None;
         for id in &ids {
-            let entries = open_segment(&dir, *id, Some(*id) == last, &mut state)?;
-            if Some(*id) == last {
-                active_entries = entries;
+            let (entries, appendable) = open_segment(&dir, *id, Some(*id) == last, &mut state)?;
+            if appendable {
+                reopened = Some((*id, entries));
             }
         }
-        let active = match last {
-            Some(id) => id,
+        let (active, active_entries) = match reopened {
+            Some(r) => r,
             None => {
-                let (file, _) = create_segment(&dir, 1)?;
+                // A new store, or a newest segment sealed for its damage: start a fresh one.
+                let id = last.map_or(1, |l| l + 1);
+                let (file, size) = create_segment(&dir, id)?;
                 state.segments.insert(
-                    1,
+                    id,
                     Segment {
                         file: Arc::new(file),
-                        size: 0,
+                        size,
                         dead: 0,
                     },
                 );
-                1
+                (id, Vec::new())
             }
         };
         let state = Arc::new(RwLock::new(state));
@@ -500,18 +508,13 @@ impl Writer {
     }
 
     fn roll_if_full(&mut self) -> io::Result<()> {
-        let (_, size) = self.active_file();
-        if size < self.opts.segment_bytes {
+        let (_, sealed_size) = self.active_file();
+        if sealed_size < self.opts.segment_bytes {
             return Ok(());
         }
         let id = self.active + 1;
         let (file, size) = create_segment(&self.dir, id)?;
-        if let Err(e) = index_file::write(
-            &self.dir,
-            self.active,
-            size_of(&self.state, self.active),
-            &self.active_entries,
-        ) {
+        if let Err(e) = index_file::write(&self.dir, self.active, sealed_size, &self.active_entries) {
             tracing::warn!(segment = self.active, error = %e, "could not write segment index file");
         }
         self.active_entries.clear();
@@ -762,8 +765,4 @@ impl Writer {
         }
         Ok(())
     }
-}
-
-fn size_of(state: &RwLock<State>, seg: u64) -> u64 {
-    state.read().segments.get(&seg).map_or(0, |s| s.size)
 }

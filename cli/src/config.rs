@@ -73,6 +73,8 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        // The limits' defaults live with the code that enforces them.
+        let limits = cairn_gateway::HttpLimits::default();
         Self {
             data: PathBuf::from("./cairn-data"),
             s3_addr: "127.0.0.1:9000".parse().expect("literal"),
@@ -81,13 +83,13 @@ impl Default for ServerConfig {
             region: "us-east-1".into(),
             domain: None,
             drain_timeout_secs: 30,
-            header_timeout_secs: 20,
-            idle_timeout_secs: 60,
-            max_connections: 8192,
-            max_inflight_requests: 1024,
-            max_header_bytes: 16 * 1024,
-            post_object_max_bytes: 64 << 20,
-            max_form_uploads: 16,
+            header_timeout_secs: limits.header_read_timeout.as_secs(),
+            idle_timeout_secs: limits.idle_timeout.as_secs(),
+            max_connections: limits.max_connections,
+            max_inflight_requests: limits.max_inflight,
+            max_header_bytes: limits.max_header_bytes,
+            post_object_max_bytes: cairn_s3::DEFAULT_POST_OBJECT_MAX_BYTES,
+            max_form_uploads: limits.max_form_uploads,
         }
     }
 }

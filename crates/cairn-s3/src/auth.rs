@@ -74,7 +74,7 @@ impl CairnAccess {
 /// The region of a SigV4 credential scope (`AK/DATE/REGION/s3/aws4_request`), from the
 /// Authorization header or the presigned `X-Amz-Credential` query parameter.
 fn signed_region(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
-    let scope = |cred: &str| cred.split('/').nth(2).map(str::to_string);
+    let scope = |cred: &str| crate::screen::scope_of(cred).map(|(region, _)| region.to_string());
     if let Some(auth) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let cred = auth.split("Credential=").nth(1)?.split(',').next()?;
         return scope(cred.trim());

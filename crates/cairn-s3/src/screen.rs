@@ -108,7 +108,8 @@ const TOO_LARGE: Refusal = Refusal::new(
 
 /// Approximate size of the request head as it came over the wire.
 fn head_bytes<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     let headers: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
     line + headers + 2
 }
@@ -130,12 +131,20 @@ fn query_params(query: &str) -> Vec<(&str, String)> {
         .collect()
 }
 
-/// The service named by a SigV4 credential (`AK/date/region/service/aws4_request`).
-fn credential_service(credential: &str) -> Option<&str> {
+/// The (region, service) of a SigV4 credential (`AK/date/region/service/aws4_request`). The
+/// access key may itself contain `/`, so the scope is read from the end.
+pub(crate) fn scope_of(credential: &str) -> Option<(&str, &str)> {
     let mut parts = credential.rsplit('/');
-    let terminal = parts.next()?;
+    if parts.next()? != "aws4_request" {
+        return None;
+    }
     let service = parts.next()?;
-    (terminal == "aws4_request").then_some(service)
+    let region = parts.next()?;
+    Some((region, service))
+}
+
+fn credential_service(credential: &str) -> Option<&str> {
+    scope_of(credential).map(|(_, service)| service)
 }
 
 /// Every `x-amz-*` header present must be among the signed ones.

@@ -79,7 +79,7 @@ fn big_object(kv: &mut MemKv, key: &str) {
             key: key.into(),
             upload_id,
             parts: listed,
-            version_id: format!("v-{key}"),
+            version_id: format!("v-{}", key.replace('/', "-")),
             last_modified: 3,
             if_none_match: false,
             min_part_size: 0,
@@ -106,6 +106,15 @@ fn large_manifests(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("head_10000_parts", |b| {
         b.iter(|| query::object(&kv, "b", "big/0042").unwrap().unwrap().size)
+    });
+    // What a ranged GET of 1 MiB in the middle reads before fetching chunks: the record, and
+    // the manifest page(s) holding the range.
+    let middle = (u64::from(PARTS) * u64::from(CHUNKS_PER_PART) << 20) / 2;
+    g.bench_function("range_1MiB_plan_10000_parts", |b| {
+        b.iter(|| {
+            let o = query::object(&kv, "b", "big/0042").unwrap().unwrap();
+            query::manifest_pages(&kv, &o.version_id, middle, 2).unwrap().len()
+        })
     });
     g.bench_function("list_100_objects_of_10000_parts", |b| {
         b.iter(|| {

@@ -10,7 +10,9 @@ use crate::codec::{decode, encode};
 use crate::command::{Command, MetaError, Response};
 use crate::keys::{self, prefix_end};
 use crate::kv::KvWrite;
-use crate::records::{Body, ChunkRecord, CompletedUpload, ObjectRecord, PartExtent, PartRecord, UploadRecord};
+use crate::records::{
+    Body, ChunkRecord, ChunkRef, CompletedUpload, ObjectAttrs, ObjectRecord, PartExtent, PartRecord, UploadRecord,
+};
 
 type Result<T> = std::result::Result<T, MetaError>;
 
@@ -64,12 +66,16 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             let k = keys::object_key(bucket, key);
             let old = read::<ObjectRecord>(kv, &k)?;
             check_conditions(old.as_ref(), *if_none_match, if_match.as_deref())?;
-            add_refs(kv, object.body.chunks(), written, *scheme)?;
-            if let Some(old) = old {
-                drop_refs(kv, old.body.chunks())?;
+            if let Body::Chunks(chunks) = &object.body {
+                add_refs(kv, chunks, written, *scheme)?;
             }
-            kv.put(k, encode(object));
-            Ok(Response::Done)
+            if let Some(old) = old {
+                drop_version(kv, &old)?;
+            }
+            let mut object = (**object).clone();
+            manifest::store_apart(kv, &mut object)?;
+            kv.put(k, encode(&object));
+            Ok(Response::Object(Box::new(object)))
         }
         Command::DeleteObjects { bucket, keys: names } => {
             require_bucket(kv, bucket)?;
@@ -78,7 +84,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
                 let k = keys::object_key(bucket, name);
                 match read::<ObjectRecord>(kv, &k)? {
                     Some(old) => {
-                        drop_refs(kv, old.body.chunks())?;
+                        drop_version(kv, &old)?;
                         kv.delete(k);
                         existed.push(true);
                     }
@@ -105,9 +111,9 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
         } => {
             require_upload(kv, bucket, key, upload_id)?;
             let pk = keys::part_key(upload_id, part.number);
-            add_refs(kv, part.body.chunks(), written, *scheme)?;
+            add_refs(kv, part_chunks(part)?, written, *scheme)?;
             if let Some(old) = read::<PartRecord>(kv, &pk)? {
-                drop_refs(kv, old.body.chunks())?;
+                drop_refs(kv, part_chunks(&old)?)?;
             }
             kv.put(pk, encode(part));
             Ok(Response::Done)
@@ -155,6 +161,24 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             Some(b) if b.owner == *owner && b.created == *created => apply(kv, command),
             _ => Err(MetaError::NoSuchBucket),
         },
+        Command::CopyObject {
+            source_bucket,
+            source_key,
+            source_version,
+            bucket,
+            key,
+            version_id,
+            last_modified,
+            attrs,
+            owner,
+        } => copy_object(
+            kv,
+            (source_bucket, source_key, source_version),
+            (bucket, key, version_id),
+            *last_modified,
+            attrs.as_ref(),
+            owner,
+        ),
         Command::DeleteKey { access_key } => {
             let k = keys::access_key_key(access_key);
             if kv.get(&k).map_err(store)?.is_none() {
@@ -214,7 +238,7 @@ fn complete_upload(
     let mut offset = 0u64;
     for p in &used {
         md5.update(hex::decode(&p.etag).map_err(|_| MetaError::InvalidPart(p.number))?);
-        chunks.extend_from_slice(p.body.chunks());
+        chunks.extend_from_slice(part_chunks(p)?);
         extents.push(PartExtent {
             number: p.number,
             offset,
@@ -222,7 +246,7 @@ fn complete_upload(
         });
         offset += p.size;
     }
-    let object = ObjectRecord {
+    let mut object = ObjectRecord {
         version_id: version_id.to_string(),
         size: offset,
         etag: format!("{}-{}", hex::encode(md5.finalize()), used.len()),
@@ -237,14 +261,15 @@ fn complete_upload(
     let used_numbers: HashSet<u32> = used.iter().map(|p| p.number).collect();
     for p in &stored {
         if !used_numbers.contains(&p.number) {
-            drop_refs(kv, p.body.chunks())?;
+            drop_refs(kv, part_chunks(p)?)?;
         }
         kv.delete(keys::part_key(upload_id, p.number));
     }
     if let Some(old) = old {
-        drop_refs(kv, old.body.chunks())?;
+        drop_version(kv, &old)?;
     }
     kv.delete(keys::upload_key(bucket, key, upload_id));
+    manifest::store_apart(kv, &mut object)?;
     kv.put(k, encode(&object));
     let done = CompletedUpload {
         bucket: bucket.into(),
@@ -285,10 +310,67 @@ fn completed_again(
     }
 }
 
+/// Makes a copy of the source version the current version of the destination: see
+/// [`Command::CopyObject`].
+fn copy_object(
+    kv: &mut impl KvWrite,
+    (source_bucket, source_key, source_version): (&str, &str, &str),
+    (bucket, key, version_id): (&str, &str, &str),
+    last_modified: i64,
+    attrs: Option<&ObjectAttrs>,
+    owner: &str,
+) -> Result<Response> {
+    require_bucket(kv, bucket)?;
+    let source = match read::<ObjectRecord>(kv, &keys::object_key(source_bucket, source_key))? {
+        Some(s) if s.version_id == source_version => s,
+        _ => return Err(MetaError::SourceChanged),
+    };
+    let k = keys::object_key(bucket, key);
+    let old = read::<ObjectRecord>(kv, &k)?;
+    // References are added before the replaced version's are dropped: a copy onto itself
+    // must not see its chunks' counts touch zero.
+    match &source.body {
+        Body::Inline(_) => {}
+        Body::Chunks(chunks) => ref_existing(kv, chunks)?,
+        Body::Paged(_) => manifest::copy(kv, &source.version_id, version_id)?,
+    }
+    if let Some(old) = old {
+        drop_version(kv, &old)?;
+    }
+    let mut object = ObjectRecord {
+        version_id: version_id.to_string(),
+        last_modified,
+        attrs: attrs.cloned().unwrap_or(source.attrs),
+        owner: owner.to_string(),
+        ..source
+    };
+    // A record written before manifests were stored apart moves its manifest out now.
+    manifest::store_apart(kv, &mut object)?;
+    kv.put(k, encode(&object));
+    Ok(Response::Object(Box::new(object)))
+}
+
+/// Drops the references a replaced or deleted version holds.
+fn drop_version(kv: &mut impl KvWrite, old: &ObjectRecord) -> Result<()> {
+    match &old.body {
+        Body::Inline(_) => Ok(()),
+        Body::Chunks(chunks) => drop_refs(kv, chunks),
+        Body::Paged(m) => manifest::retire(kv, &old.version_id, m),
+    }
+}
+
+/// The chunks of a part (parts are never inline or paged; an invalid stored one is corrupt).
+fn part_chunks(part: &PartRecord) -> Result<&[ChunkRef]> {
+    match &part.body {
+        Body::Chunks(c) => Ok(c),
+        _ => Err(corrupt(format!("part {} is not a chunk list", part.number))),
+    }
+}
+
 /// Drops every part of an upload and the references they hold.
 fn discard_parts(kv: &mut impl KvWrite, upload_id: &str) -> Result<()> {
     for part in all_parts(kv, upload_id)? {
-        drop_refs(kv, part.body.chunks())?;
+        drop_refs(kv, part_chunks(&part)?)?;
         kv.delete(keys::part_key(upload_id, part.number));
     }
     Ok(())
@@ -346,12 +428,7 @@ fn all_parts(kv: &impl KvWrite, upload_id: &str) -> Result<Vec<PartRecord>> {
 
 /// Adds one reference per occurrence of each chunk. A chunk with no live record may only be
 /// referenced if the proposer wrote it; otherwise the command fails with `ChunksGone`.
-fn add_refs(
-    kv: &mut impl KvWrite,
-    chunks: &[crate::ChunkRef],
-    written: &[ChunkId],
-    scheme: ErasureScheme,
-) -> Result<()> {
+fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: &[ChunkId], scheme: ErasureScheme) -> Result<()> {
     let written: HashSet<&ChunkId> = written.iter().collect();
     let mut gone = Vec::new();
     for c in chunks {
@@ -380,9 +457,29 @@ fn add_refs(
     }
 }
 
+/// Adds one reference per occurrence of each chunk, all of which must be live (referenced).
+fn ref_existing(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
+    let mut gone = Vec::new();
+    for c in chunks {
+        let k = keys::chunk_key(&c.id);
+        match read::<ChunkRecord>(kv, &k)? {
+            Some(mut r) if r.refcount > 0 => {
+                r.refcount += 1;
+                kv.put(k, encode(&r));
+            }
+            _ => gone.push(c.id),
+        }
+    }
+    if gone.is_empty() {
+        Ok(())
+    } else {
+        Err(MetaError::ChunksGone(gone))
+    }
+}
+
 /// Drops one reference per occurrence. A chunk that reaches zero keeps its record (with
 /// refcount 0) so that garbage collection can find its shards.
-fn drop_refs(kv: &mut impl KvWrite, chunks: &[crate::ChunkRef]) -> Result<()> {
+fn drop_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
     for c in chunks {
         let k = keys::chunk_key(&c.id);
         if let Some(mut r) = read::<ChunkRecord>(kv, &k)? {
@@ -393,5 +490,8 @@ fn drop_refs(kv: &mut impl KvWrite, chunks: &[crate::ChunkRef]) -> Result<()> {
     Ok(())
 }
 
+mod manifest;
+#[cfg(test)]
+mod manifest_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 use cairn_types::{ChunkId, ErasureScheme};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{BucketRecord, KeyRecord, ObjectRecord, PartRecord, UnixMillis, UploadRecord};
+use crate::records::{Body, BucketRecord, KeyRecord, ObjectAttrs, ObjectRecord, PartRecord, UnixMillis, UploadRecord};
 
 /// A change to the metadata. Every field `apply` needs is in the command (times and ids are
 /// chosen by the proposer), so applying it is deterministic.
@@ -20,7 +20,7 @@ pub enum Command {
         name: String,
     },
     /// Makes `object` the current version of `bucket/key`, dropping the references of the
-    /// version it replaces.
+    /// version it replaces. Answers the version as stored (its manifest possibly moved apart).
     PutObject {
         /// Bucket.
         bucket: String,
@@ -114,8 +114,32 @@ pub enum Command {
         owner: String,
         /// Its creation time when it was checked.
         created: UnixMillis,
-        /// A `PutObject` or `CreateUpload` into that bucket.
+        /// A `PutObject`, `CopyObject` or `CreateUpload` into that bucket.
         command: Box<Command>,
+    },
+    /// Makes a copy of `source_bucket/source_key` the current version of `bucket/key`, sharing
+    /// its chunks (their references are added; no data moves), manifest pages included. Fails
+    /// with `SourceChanged` unless the source's current version is still `source_version`, the
+    /// one the proposer read and checked conditions against. Appended after `InBucket`.
+    CopyObject {
+        /// Bucket of the source.
+        source_bucket: String,
+        /// Key of the source.
+        source_key: String,
+        /// Version id of the source the proposer read.
+        source_version: String,
+        /// Destination bucket.
+        bucket: String,
+        /// Destination key.
+        key: String,
+        /// Id of the version this creates.
+        version_id: String,
+        /// Its time.
+        last_modified: UnixMillis,
+        /// Attributes of the copy; `None` keeps the source's.
+        attrs: Option<ObjectAttrs>,
+        /// Access key that writes the copy.
+        owner: String,
     },
 }
 
@@ -124,7 +148,7 @@ pub enum Command {
 pub enum Response {
     /// Done; nothing to report.
     Done,
-    /// A completed multipart upload produced this version.
+    /// The version a `PutObject`, `CopyObject` or `CompleteUpload` stored.
     Object(Box<ObjectRecord>),
     /// Which of the keys of a `DeleteObjects` existed.
     Deleted(Vec<bool>),
@@ -183,6 +207,14 @@ pub enum MetaError {
     /// so the command that met it fails as a no-op instead of stopping the state machine.
     #[error("undecodable metadata record: {0}")]
     CorruptRecord(String),
+    /// The source of a copy is no longer the version the proposer read: read it again (and
+    /// check its conditions again), then retry.
+    #[error("the copy source changed")]
+    SourceChanged,
+    /// A new version's id is already used by stored manifest pages (a proposer's bug: ids
+    /// must be unique).
+    #[error("version id already in use")]
+    VersionIdInUse,
     /// The local metadata store failed to read or write (I/O). The only error the state
     /// machine treats as fatal: it is not the command's fault and not the same on every replica.
     #[error("metadata store: {0}")]
@@ -201,9 +233,19 @@ pub enum InvalidCommand {
     /// A `PutObject`'s size does not match its body.
     #[error("object size does not match its body")]
     SizeMismatch,
-    /// `InBucket` wraps something other than a `PutObject` or `CreateUpload` of that bucket.
-    #[error("InBucket must wrap a PutObject or CreateUpload of the same bucket")]
+    /// `InBucket` wraps something other than a `PutObject`, `CopyObject` or `CreateUpload` of
+    /// that bucket.
+    #[error("InBucket must wrap a PutObject, CopyObject or CreateUpload of the same bucket")]
     BadGuard,
+    /// A body in a command is a stored-apart manifest, which only `apply` makes.
+    #[error("a command cannot carry a paged manifest")]
+    PagedBody,
+    /// A chunk reference of length 0.
+    #[error("a chunk reference has length 0")]
+    EmptyChunk,
+    /// A version id must be 1 to 64 ASCII letters, digits, `-` or `_`.
+    #[error("malformed version id")]
+    VersionId,
 }
 
 impl Command {
@@ -215,15 +257,21 @@ impl Command {
                 if !(1..=cairn_types::limits::MAX_PART_NUMBER as u32).contains(&part.number) {
                     return Err(InvalidCommand::PartNumber(part.number));
                 }
-                if !matches!(part.body, crate::Body::Chunks(_)) {
+                if matches!(part.body, Body::Inline(_)) {
                     return Err(InvalidCommand::InlinePart);
                 }
-                check_size(part.size, &part.body)
+                check_body(part.size, &part.body)
             }
-            Command::PutObject { object, .. } => check_size(object.size, &object.body),
+            Command::PutObject { object, .. } => {
+                check_version_id(&object.version_id)?;
+                check_body(object.size, &object.body)
+            }
+            Command::CompleteUpload { version_id, .. } | Command::CopyObject { version_id, .. } => {
+                check_version_id(version_id)
+            }
             Command::InBucket { bucket, command, .. } => {
                 let same = match &**command {
-                    Command::PutObject { bucket: b, .. } => b == bucket,
+                    Command::PutObject { bucket: b, .. } | Command::CopyObject { bucket: b, .. } => b == bucket,
                     Command::CreateUpload { upload } => upload.bucket == *bucket,
                     _ => false,
                 };
@@ -237,10 +285,26 @@ impl Command {
     }
 }
 
-fn check_size(size: u64, body: &crate::Body) -> Result<(), InvalidCommand> {
+/// Version ids name manifest pages in the key space: short, and never holding 0x00.
+fn check_version_id(id: &str) -> Result<(), InvalidCommand> {
+    let ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidCommand::VersionId)
+    }
+}
+
+fn check_body(size: u64, body: &Body) -> Result<(), InvalidCommand> {
     let actual = match body {
-        crate::Body::Inline(b) => b.len() as u64,
-        crate::Body::Chunks(c) => c.iter().map(|c| u64::from(c.len)).sum(),
+        Body::Inline(b) => b.len() as u64,
+        Body::Chunks(c) => {
+            if c.iter().any(|c| c.len == 0) {
+                return Err(InvalidCommand::EmptyChunk);
+            }
+            c.iter().map(|c| u64::from(c.len)).sum()
+        }
+        Body::Paged(_) => return Err(InvalidCommand::PagedBody),
     };
     if actual == size {
         Ok(())
@@ -263,6 +327,13 @@ impl std::fmt::Display for Command {
             Command::CreateKey { key } => write!(f, "CreateKey({})", key.access_key),
             Command::DeleteKey { access_key } => write!(f, "DeleteKey({access_key})"),
             Command::InBucket { command, .. } => write!(f, "InBucket({command})"),
+            Command::CopyObject {
+                source_bucket,
+                source_key,
+                bucket,
+                key,
+                ..
+            } => write!(f, "CopyObject({source_bucket}/{source_key} -> {bucket}/{key})"),
         }
     }
 }

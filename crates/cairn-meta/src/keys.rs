@@ -9,7 +9,12 @@
 //! b'P' upload-id 0x00 part-number(u32 BE)      -> PartRecord
 //! b'K' access-key                              -> KeyRecord
 //! b'D' upload-id                               -> CompletedUpload (answers a retried Complete)
+//! b'M' version-id 0x00 end-offset(u64 BE)      -> ManifestPage (manifests stored apart)
+//! b'E' version-id 0x00 part-number(u32 BE)     -> PartExtent (their part layout)
+//! b'R' version-id                              -> PagedManifest (replaced or deleted, its pages
+//!                                                 kept for reads in flight until collected)
 //! ```
+//! Version ids are checked by [`crate::Command::validate`] to be short and without 0x00.
 //! Bucket names never contain 0x00, so `bucket 0x00` is an exact prefix of one bucket's keys.
 
 use cairn_types::ChunkId;
@@ -21,6 +26,9 @@ pub(crate) const T_UPLOAD: u8 = b'U';
 pub(crate) const T_PART: u8 = b'P';
 pub(crate) const T_KEY: u8 = b'K';
 pub(crate) const T_COMPLETED: u8 = b'D';
+pub(crate) const T_MANIFEST: u8 = b'M';
+pub(crate) const T_EXTENT: u8 = b'E';
+pub(crate) const T_RETIRED: u8 = b'R';
 
 /// One past the last byte used as a table prefix: the state lives in `[0, TABLE_STATE_END)`.
 pub const TABLE_STATE_END: u8 = 0xFF;
@@ -94,6 +102,45 @@ pub(crate) fn part_key(upload_id: &str, part: u32) -> Vec<u8> {
 pub(crate) fn access_key_key(access_key: &str) -> Vec<u8> {
     let mut k = vec![T_KEY];
     k.extend_from_slice(access_key.as_bytes());
+    k
+}
+
+/// Prefix of every manifest page of `version`.
+pub(crate) fn manifest_prefix(version: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + version.len() + 8);
+    k.push(T_MANIFEST);
+    k.extend_from_slice(version.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key of the manifest page of `version` that ends just before byte `end`.
+pub(crate) fn manifest_page_key(version: &str, end: u64) -> Vec<u8> {
+    let mut k = manifest_prefix(version);
+    k.extend_from_slice(&end.to_be_bytes());
+    k
+}
+
+/// Prefix of every part extent of `version`.
+pub(crate) fn extent_prefix(version: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + version.len() + 4);
+    k.push(T_EXTENT);
+    k.extend_from_slice(version.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key of part `number`'s extent in `version`.
+pub(crate) fn extent_key(version: &str, number: u32) -> Vec<u8> {
+    let mut k = extent_prefix(version);
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// Key of a retired manifest.
+pub(crate) fn retired_key(version: &str) -> Vec<u8> {
+    let mut k = vec![T_RETIRED];
+    k.extend_from_slice(version.as_bytes());
     k
 }
 

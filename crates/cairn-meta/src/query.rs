@@ -6,7 +6,9 @@ use serde::de::DeserializeOwned;
 use crate::codec::decode;
 use crate::keys::{self, prefix_end};
 use crate::kv::KvRead;
-use crate::records::{BucketRecord, ChunkRecord, KeyRecord, ObjectRecord, PartRecord, UploadRecord};
+use crate::records::{
+    BucketRecord, ChunkRecord, KeyRecord, ManifestPage, ObjectRecord, PartExtent, PartRecord, UploadRecord,
+};
 use crate::MetaError;
 
 type Result<T> = std::result::Result<T, MetaError>;
@@ -50,6 +52,25 @@ pub fn buckets(kv: &(impl KvRead + ?Sized)) -> Result<Vec<BucketRecord>> {
 /// The current version of an object.
 pub fn object(kv: &(impl KvRead + ?Sized), bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
     get(kv, &keys::object_key(bucket, key))
+}
+
+/// Up to `limit` pages of the stored-apart manifest of `version`, in order, starting with the
+/// page that holds byte `offset`. Empty if `offset` is past the end or the version has no
+/// stored pages (collected, or never paged).
+pub fn manifest_pages(
+    kv: &(impl KvRead + ?Sized),
+    version: &str,
+    offset: u64,
+    limit: usize,
+) -> Result<Vec<ManifestPage>> {
+    let from = keys::manifest_page_key(version, offset.saturating_add(1));
+    let to = prefix_end(&keys::manifest_prefix(version));
+    Ok(scan(kv, &from, &to, limit)?.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Where part `number` of a paged multipart `version` lies, if it has such a part.
+pub fn part_extent(kv: &(impl KvRead + ?Sized), version: &str, number: u32) -> Result<Option<PartExtent>> {
+    get(kv, &keys::extent_key(version, number))
 }
 
 /// A chunk's record.

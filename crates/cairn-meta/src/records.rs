@@ -36,17 +36,50 @@ pub struct ChunkRef {
 pub enum Body {
     /// Small objects: the bytes themselves, in the metadata.
     Inline(Vec<u8>),
-    /// Larger objects: the ordered list of chunks.
+    /// Objects of up to [`MANIFEST_INLINE_MAX`] chunks: the ordered list of chunks, in the record.
     Chunks(Vec<ChunkRef>),
+    /// Larger objects: the chunk list is stored apart from the record, in [`ManifestPage`]s
+    /// under the version id (and the part layout too, one [`PartExtent`] per part), so that
+    /// HEAD and listings decode a small record whatever the object's size, and a ranged read
+    /// fetches only the pages it needs. Only `apply` makes this variant; a command carrying it
+    /// is invalid. Appended last so records written before it decode unchanged.
+    Paged(PagedManifest),
 }
 
-impl Body {
-    /// The chunks referenced (none for inline bodies).
-    pub fn chunks(&self) -> &[ChunkRef] {
-        match self {
-            Body::Inline(_) => &[],
-            Body::Chunks(c) => c,
-        }
+/// The shape of a manifest stored apart from its object record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagedManifest {
+    /// Chunk references over all pages.
+    pub chunks: u64,
+    /// Number of pages.
+    pub pages: u32,
+    /// Number of parts (0 for a single upload); their extents are stored apart too.
+    pub parts: u32,
+}
+
+/// Most chunk references (and part extents) an object record holds itself; a manifest with
+/// more is stored apart ([`Body::Paged`]). Bounds the record at about 1.5 KiB of manifest.
+pub const MANIFEST_INLINE_MAX: usize = 32;
+
+/// Chunk references per stored manifest page (about 36 KiB): a ranged read of up to 1 GiB at
+/// the 1 MiB average chunk size touches one or two pages.
+pub const MANIFEST_PAGE_REFS: usize = 1024;
+
+/// One page of a manifest stored apart: consecutive chunks of a version, starting at `start`.
+/// Stored under the offset just past its last byte, so the page holding offset `x` is the
+/// first one keyed above `x`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestPage {
+    /// Offset in the object of the page's first byte.
+    pub start: u64,
+    /// The chunks, in order; never empty, every one at least one byte long.
+    pub chunks: Vec<ChunkRef>,
+}
+
+impl ManifestPage {
+    /// Offset just past the page's last byte.
+    pub fn end(&self) -> u64 {
+        self.start + self.chunks.iter().map(|c| u64::from(c.len)).sum::<u64>()
     }
 }
 
@@ -112,10 +145,21 @@ pub struct ObjectRecord {
     pub checksums: Checksums,
     /// The content.
     pub body: Body,
-    /// Part layout of multipart objects (empty for single uploads).
+    /// Part layout of multipart objects (empty for single uploads, and for paged manifests,
+    /// whose extents are stored apart: use [`ObjectRecord::part_count`]).
     pub parts: Vec<PartExtent>,
     /// Access key that wrote this version.
     pub owner: String,
+}
+
+impl ObjectRecord {
+    /// Number of parts of a multipart object (0 for a single upload).
+    pub fn part_count(&self) -> u32 {
+        match &self.body {
+            Body::Paged(m) => m.parts,
+            _ => self.parts.len() as u32,
+        }
+    }
 }
 
 /// A chunk's record: how many manifests and parts reference it, and how it is stored.

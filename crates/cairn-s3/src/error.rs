@@ -22,6 +22,10 @@ pub(crate) fn to_s3(e: Error) -> S3Error {
         Error::Body(m) => s3_error!(IncompleteBody, "{m}"),
         Error::TooLarge(_) => s3_error!(EntityTooLarge),
         Error::Invalid(m) => s3_error!(InvalidRequest, "{m}"),
+        Error::SourceChanged => s3_error!(
+            OperationAborted,
+            "A conflicting operation replaced the copy source during the copy. Please try again."
+        ),
         Error::Unavailable(m) => {
             tracing::warn!(error = %m, "metadata unavailable");
             s3_error!(ServiceUnavailable, "please retry")

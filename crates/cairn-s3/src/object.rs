@@ -101,7 +101,8 @@ pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> 
 }
 
 /// The byte range a GET or HEAD asks for, and its Content-Range.
-fn select_range(
+async fn select_range(
+    s3: &CairnS3,
     o: &ObjectRecord,
     range: Option<&Range>,
     part_number: Option<i32>,
@@ -110,13 +111,10 @@ fn select_range(
         if range.is_some() {
             return Err(s3_error!(InvalidRequest, "cannot specify both Range and partNumber"));
         }
-        let extent = if o.parts.is_empty() {
-            (n == 1).then_some((0, o.size))
-        } else {
-            o.parts
-                .iter()
-                .find(|p| i64::from(p.number) == i64::from(n))
-                .map(|p| (p.offset, p.size))
+        let extent = match u32::try_from(n) {
+            _ if o.part_count() == 0 => (n == 1).then_some((0, o.size)),
+            Ok(n) => s3.store.part_extent(o, n).await.s3()?.map(|p| (p.offset, p.size)),
+            Err(_) => None,
         };
         let (start, size) = extent.ok_or_else(|| {
             custom_error(
@@ -125,7 +123,7 @@ fn select_range(
                 "the requested partnumber is not satisfiable",
             )
         })?;
-        let cr = (!o.parts.is_empty() && size > 0).then(|| format!("bytes {}-{}/{}", start, start + size - 1, o.size));
+        let cr = (o.part_count() > 0 && size > 0).then(|| format!("bytes {}-{}/{}", start, start + size - 1, o.size));
         return Ok((start..start + size, cr));
     }
     match range {
@@ -179,7 +177,7 @@ async fn plan_read(s3: &CairnS3, r: ReadRequest<'_>) -> S3Result<(ObjectRecord, 
         r.if_modified_since,
         false,
     )?;
-    let (range, content_range) = select_range(&o, r.range, r.part_number)?;
+    let (range, content_range) = select_range(s3, &o, r.range, r.part_number).await?;
     let whole = range.start == 0 && range.end == o.size;
     let checksums = if whole && wants_checksum(r.checksum_mode) {
         o.checksums.clone()
@@ -239,7 +237,7 @@ pub(crate) async fn get_object(s3: &CairnS3, req: S3Request<GetObjectInput>) -> 
         content_language: input.response_content_language.or_else(|| a.content_language.clone()),
         cache_control: input.response_cache_control.or_else(|| a.cache_control.clone()),
         expires: input.response_expires.or_else(|| util::expires(a)),
-        parts_count: (!o.parts.is_empty() && input.part_number.is_some()).then_some(o.parts.len() as i32),
+        parts_count: (o.part_count() > 0 && input.part_number.is_some()).then_some(o.part_count() as i32),
         checksum_crc32: checksums.crc32,
         checksum_crc32c: checksums.crc32c,
         checksum_sha1: checksums.sha1,
@@ -284,7 +282,7 @@ pub(crate) async fn head_object(
         content_language: a.content_language.clone(),
         cache_control: a.cache_control.clone(),
         expires: util::expires(a),
-        parts_count: (!o.parts.is_empty() && input.part_number.is_some()).then_some(o.parts.len() as i32),
+        parts_count: (o.part_count() > 0 && input.part_number.is_some()).then_some(o.part_count() as i32),
         checksum_crc32: checksums.crc32,
         checksum_crc32c: checksums.crc32c,
         checksum_sha1: checksums.sha1,
@@ -390,6 +388,9 @@ pub(crate) async fn read_copy_source(
     Ok((bucket, key, o))
 }
 
+/// Times a copy is retried when its source is replaced during the copy.
+const COPY_ATTEMPTS: u32 = 3;
+
 pub(crate) async fn copy_object(
     s3: &CairnS3,
     req: S3Request<CopyObjectInput>,
@@ -397,28 +398,10 @@ pub(crate) async fn copy_object(
     let who = caller(&req)?;
     let input = req.input;
     check_key(&input.key)?;
-    let (src_bucket, src_key, src) = read_copy_source(
-        s3,
-        &who,
-        &input.copy_source,
-        CopyConditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        },
-    )
-    .await?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
-    if !replace && src_bucket == input.bucket && src_key == input.key {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
-    }
     let attrs = if replace {
         Some(util::attrs(
             input.content_type,
@@ -432,12 +415,38 @@ pub(crate) async fn copy_object(
     } else {
         None
     };
-    let bucket = crate::auth::writable_bucket(s3, &who, &input.bucket).await?;
-    let o = s3
-        .store
-        .copy_object(&src, &bucket, &input.key, attrs, &who)
-        .await
-        .map_err(to_s3)?;
+    // The copy is committed only if the source is still the version whose conditions were
+    // checked; if another write replaced it meanwhile, read and check it again.
+    let mut attempts = 0;
+    let o = loop {
+        let (src_bucket, src_key, src) = read_copy_source(
+            s3,
+            &who,
+            &input.copy_source,
+            CopyConditions {
+                if_match: input.copy_source_if_match.as_ref(),
+                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+                if_none_match: input.copy_source_if_none_match.as_ref(),
+                if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            },
+        )
+        .await?;
+        if !replace && src_bucket == input.bucket && src_key == input.key {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let bucket = crate::auth::writable_bucket(s3, &who, &input.bucket).await?;
+        match s3
+            .store
+            .copy_object(&src_bucket, &src_key, &src, &bucket, &input.key, attrs.clone(), &who)
+            .await
+        {
+            Err(cairn::Error::SourceChanged) if attempts < COPY_ATTEMPTS => attempts += 1,
+            r => break r.map_err(to_s3)?,
+        }
+    };
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&o)),

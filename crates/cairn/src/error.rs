@@ -53,6 +53,10 @@ pub enum Error {
     /// application's misuse of the API, e.g. committing inline data as a part).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The source of a copy was replaced while it was being copied: read it again (checking
+    /// the copy conditions again) and retry.
+    #[error("the copy source changed during the copy")]
+    SourceChanged,
     /// The metadata is not reachable now; retry.
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
@@ -70,7 +74,7 @@ impl Error {
 
 impl From<MetaError> for Error {
     fn from(e: MetaError) -> Self {
-        match e {
+        match e.clone() {
             MetaError::NoSuchBucket => Error::NoSuchBucket,
             MetaError::BucketAlreadyExists => Error::BucketAlreadyExists,
             MetaError::BucketAlreadyOwnedByYou => Error::BucketAlreadyOwnedByYou,
@@ -88,6 +92,8 @@ impl From<MetaError> for Error {
             }
             MetaError::Invalid(e) => Error::Invalid(e.to_string()),
             MetaError::CorruptRecord(s) => Error::Storage(format!("undecodable metadata record: {s}")),
+            MetaError::SourceChanged => Error::SourceChanged,
+            MetaError::VersionIdInUse => Error::Invalid(e.to_string()),
             MetaError::Store(s) => Error::Storage(s),
         }
     }

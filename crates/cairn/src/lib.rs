@@ -21,9 +21,11 @@ mod read;
 mod store;
 mod write;
 
+pub use cairn_chunk::ChunkerParams;
 pub use cairn_meta::query::ListPage;
 pub use cairn_meta::{
-    Body, BucketRecord, Checksums, ChunkRef, KeyRecord, ObjectAttrs, ObjectRecord, PartExtent, PartRecord, UploadRecord,
+    Body, BucketRecord, Checksums, ChunkRef, KeyRecord, ObjectAttrs, ObjectRecord, PagedManifest, PartExtent,
+    PartRecord, UploadRecord,
 };
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};

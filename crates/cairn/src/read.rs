@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Codec};
-use cairn_meta::{query, Body, ChunkRef, ObjectRecord};
+use cairn_meta::{query, Body, ChunkRef, ManifestPage, ObjectRecord};
 use cairn_shard_store::ShardKey;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::placement::disk_for;
 use crate::store::Inner;
@@ -26,30 +26,94 @@ impl Store {
                 stream::once(async move { Ok(b) }).boxed()
             }
             Body::Chunks(chunks) => {
-                let mut pieces = Vec::new();
-                let mut offset = 0u64;
-                for c in chunks {
-                    let (cs, ce) = (offset, offset + u64::from(c.len));
-                    offset = ce;
-                    if ce <= start || cs >= end {
-                        continue;
-                    }
-                    let from = start.max(cs) - cs;
-                    let to = end.min(ce) - cs;
-                    pieces.push((*c, from as usize..to as usize));
-                }
-                let inner = self.inner.clone();
-                let ahead = inner.config.read_ahead;
-                stream::iter(pieces)
-                    .map(move |(c, r)| {
-                        let inner = inner.clone();
-                        async move { fetch_chunk(&inner, c).await.map(|b| b.slice(r)) }
-                    })
-                    .buffered(ahead)
-                    .boxed()
+                let wanted: Vec<Piece> = pieces(chunks, 0, start..end).collect();
+                self.fetch_pieces(stream::iter(wanted.into_iter().map(Ok)))
+            }
+            Body::Paged(_) => {
+                let pieces = paged_pieces(self.inner.clone(), object.version_id.clone(), start..end);
+                self.fetch_pieces(pieces)
             }
         }
     }
+
+    /// Fetches the chunk pieces `read_ahead` at a time, in order.
+    fn fetch_pieces(
+        &self,
+        pieces: impl futures::Stream<Item = Result<Piece>> + Send + 'static,
+    ) -> BoxStream<'static, Result<Bytes>> {
+        let inner = self.inner.clone();
+        let ahead = inner.config.read_ahead;
+        pieces
+            .map(move |p| {
+                let inner = inner.clone();
+                async move {
+                    let (c, r) = p?;
+                    fetch_chunk(&inner, c).await.map(|b| b.slice(r))
+                }
+            })
+            .buffered(ahead)
+            .boxed()
+    }
+}
+
+/// A chunk and the part of it a read wants.
+type Piece = (ChunkRef, Range<usize>);
+
+/// The pieces of `chunks` (the first starting at object offset `first`) that overlap `range`.
+fn pieces(chunks: &[ChunkRef], first: u64, range: Range<u64>) -> impl Iterator<Item = Piece> + '_ {
+    let mut offset = first;
+    chunks.iter().filter_map(move |c| {
+        let (cs, ce) = (offset, offset + u64::from(c.len));
+        offset = ce;
+        if ce <= range.start || cs >= range.end {
+            return None;
+        }
+        let from = range.start.max(cs) - cs;
+        let to = range.end.min(ce) - cs;
+        Some((*c, from as usize..to as usize))
+    })
+}
+
+/// Manifest pages read from the metadata at a time while streaming a paged object.
+const PAGES_PER_READ: usize = 2;
+
+/// The pieces of a paged version that overlap `range`, reading its manifest pages lazily, a
+/// few at a time, so a read holds at most a few pages whatever the object's size. A page that
+/// is missing (the version was collected during a very long read) ends the stream with an
+/// error, never with other bytes.
+fn paged_pieces(
+    inner: Arc<Inner>,
+    version: String,
+    range: Range<u64>,
+) -> impl futures::Stream<Item = Result<Piece>> + Send + 'static {
+    let pages = stream::try_unfold(range.start, move |cursor| {
+        let (inner, version, range) = (inner.clone(), version.clone(), range.clone());
+        async move {
+            if cursor >= range.end {
+                return Ok(None);
+            }
+            let reader = inner.meta.reader();
+            let v = version.clone();
+            let pages: Vec<ManifestPage> =
+                tokio::task::spawn_blocking(move || query::manifest_pages(&*reader, &v, cursor, PAGES_PER_READ))
+                    .await
+                    .map_err(|e| Error::Storage(e.to_string()))??;
+            let next = match pages.last() {
+                Some(p) if pages[0].start <= cursor => p.end(),
+                _ => {
+                    return Err(Error::Storage(format!(
+                        "manifest of version {version} is missing at offset {cursor}"
+                    )))
+                }
+            };
+            let wanted: Vec<Piece> = pages
+                .iter()
+                .flat_map(|p| pieces(&p.chunks, p.start, range.clone()))
+                .collect();
+            Ok(Some((stream::iter(wanted.into_iter().map(Ok)), next)))
+        }
+    });
+    pages.try_flatten()
 }
 
 /// Fetches a chunk: its data shards first, the parity shards only if a data shard is missing

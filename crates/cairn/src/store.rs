@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cairn_chunk::{ChunkerParams, Codec};
 use cairn_meta::query::{self, ListPage, ListParams};
 use cairn_meta::{
-    BucketRecord, Checksums, Command, KeyRecord, MetaError, ObjectAttrs, ObjectRecord, PartRecord, Response,
-    UploadRecord,
+    Body, BucketRecord, Checksums, Command, KeyRecord, MetaError, ObjectAttrs, ObjectRecord, PartExtent, PartRecord,
+    Response, UploadRecord,
 };
 use cairn_meta_node::MetaNode;
 use cairn_shard_store::ShardStore;
@@ -302,47 +302,66 @@ impl Store {
             parts: Vec::new(),
             owner: owner.to_string(),
         };
-        self.propose(bucket.wrap(Command::PutObject {
-            bucket: bucket.name.clone(),
-            key: key.into(),
-            object: Box::new(object.clone()),
-            written: staged.written,
-            scheme: self.scheme(),
-            if_none_match: conditions.if_none_match,
-            if_match: conditions.if_match,
-        }))
-        .await?;
-        Ok(object)
+        let r = self
+            .propose(bucket.wrap(Command::PutObject {
+                bucket: bucket.name.clone(),
+                key: key.into(),
+                object: Box::new(object),
+                written: staged.written,
+                scheme: self.scheme(),
+                if_none_match: conditions.if_none_match,
+                if_match: conditions.if_match,
+            }))
+            .await?;
+        match r {
+            Response::Object(o) => Ok(*o),
+            other => Err(Error::Storage(format!("unexpected response {other}"))),
+        }
     }
 
-    /// Copies `source` (a version read by the caller) to `bucket/key`, sharing its chunks: no
-    /// data is read or written. `attrs` replaces the source's attributes when given.
+    /// Copies `source_bucket/source_key` to `bucket/key`, sharing its chunks and manifest
+    /// pages: no data is read or written. `source` is the version the caller read (and checked
+    /// copy conditions against); if it was replaced meanwhile nothing is copied and the answer is
+    /// [`Error::SourceChanged`]. `attrs` replaces the source's attributes when given.
+    #[allow(clippy::too_many_arguments)]
     pub async fn copy_object(
         &self,
+        source_bucket: &str,
+        source_key: &str,
         source: &ObjectRecord,
         bucket: &BucketGuard,
         key: &str,
         attrs: Option<ObjectAttrs>,
         owner: &str,
     ) -> Result<ObjectRecord> {
-        let object = ObjectRecord {
-            version_id: uuid::Uuid::now_v7().simple().to_string(),
-            last_modified: now_millis(),
-            attrs: attrs.unwrap_or_else(|| source.attrs.clone()),
-            owner: owner.to_string(),
-            ..source.clone()
-        };
-        self.propose(bucket.wrap(Command::PutObject {
-            bucket: bucket.name.clone(),
-            key: key.into(),
-            object: Box::new(object.clone()),
-            written: Vec::new(),
-            scheme: self.scheme(),
-            if_none_match: false,
-            if_match: None,
-        }))
-        .await?;
-        Ok(object)
+        let r = self
+            .propose(bucket.wrap(Command::CopyObject {
+                source_bucket: source_bucket.into(),
+                source_key: source_key.into(),
+                source_version: source.version_id.clone(),
+                bucket: bucket.name.clone(),
+                key: key.into(),
+                version_id: uuid::Uuid::now_v7().simple().to_string(),
+                last_modified: now_millis(),
+                attrs,
+                owner: owner.into(),
+            }))
+            .await?;
+        match r {
+            Response::Object(o) => Ok(*o),
+            other => Err(Error::Storage(format!("unexpected response {other}"))),
+        }
+    }
+
+    /// Where part `number` of a multipart `object` lies, or `None` if it has no such part.
+    pub async fn part_extent(&self, object: &ObjectRecord, number: u32) -> Result<Option<PartExtent>> {
+        match &object.body {
+            Body::Paged(m) if m.parts > 0 => {
+                let v = object.version_id.clone();
+                self.query(move |kv| query::part_extent(kv, &v, number)).await
+            }
+            _ => Ok(object.parts.iter().find(|p| p.number == number).copied()),
+        }
     }
 
     /// Deletes objects; returns which existed. Deleting a missing key is not an error.

@@ -6,7 +6,7 @@ use crate::{ChunkRef, Command, InvalidCommand, Response};
 use cairn_types::ChunkId;
 use proptest::prelude::*;
 
-fn run(kv: &mut MemKv, cmd: &Command) -> Result<Response> {
+pub(super) fn run(kv: &mut MemKv, cmd: &Command) -> Result<Response> {
     let mut o = Overlay::new(&*kv);
     let r = apply(&mut o, cmd);
     if r.is_ok() {
@@ -16,11 +16,11 @@ fn run(kv: &mut MemKv, cmd: &Command) -> Result<Response> {
     r
 }
 
-fn scheme() -> ErasureScheme {
+pub(super) fn scheme() -> ErasureScheme {
     ErasureScheme::new(1, 0).unwrap()
 }
 
-fn bucket(kv: &mut MemKv, name: &str) {
+pub(super) fn bucket(kv: &mut MemKv, name: &str) {
     let b = BucketRecord {
         name: name.into(),
         owner: "alice".into(),
@@ -29,7 +29,7 @@ fn bucket(kv: &mut MemKv, name: &str) {
     run(kv, &Command::CreateBucket { bucket: b }).unwrap();
 }
 
-fn obj(chunks: &[u8], etag: &str) -> ObjectRecord {
+pub(super) fn obj(chunks: &[u8], etag: &str) -> ObjectRecord {
     ObjectRecord {
         version_id: format!("v-{etag}"),
         size: chunks.len() as u64 * 10,
@@ -51,13 +51,21 @@ fn obj(chunks: &[u8], etag: &str) -> ObjectRecord {
     }
 }
 
-fn put(kv: &mut MemKv, key: &str, chunks: &[u8], written: &[u8]) -> Result<Response> {
+pub(super) fn put(kv: &mut MemKv, key: &str, chunks: &[u8], written: &[u8]) -> Result<Response> {
+    let version = format!("v-{}", key.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    put_version(kv, key, &version, chunks, written)
+}
+
+/// Puts `bucket b1/key` as version `version` made of `chunks` (each 10 bytes).
+pub(super) fn put_version(kv: &mut MemKv, key: &str, version: &str, chunks: &[u8], written: &[u8]) -> Result<Response> {
+    let mut object = obj(chunks, key);
+    object.version_id = version.into();
     run(
         kv,
         &Command::PutObject {
             bucket: "b1".into(),
             key: key.into(),
-            object: Box::new(obj(chunks, key)),
+            object: Box::new(object),
             written: written.iter().map(|c| ChunkId([*c; 32])).collect(),
             scheme: scheme(),
             if_none_match: false,
@@ -66,7 +74,21 @@ fn put(kv: &mut MemKv, key: &str, chunks: &[u8], written: &[u8]) -> Result<Respo
     )
 }
 
-fn refs(kv: &MemKv, c: u8) -> u64 {
+/// References to chunk `c` that `o` holds, in its record or its stored-apart pages.
+pub(super) fn held(kv: &MemKv, o: &ObjectRecord, c: u8) -> u64 {
+    let count = |refs: &[ChunkRef]| refs.iter().filter(|r| r.id == ChunkId([c; 32])).count() as u64;
+    match &o.body {
+        Body::Inline(_) => 0,
+        Body::Chunks(refs) => count(refs),
+        Body::Paged(_) => query::manifest_pages(kv, &o.version_id, 0, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|p| count(&p.chunks))
+            .sum(),
+    }
+}
+
+pub(super) fn refs(kv: &MemKv, c: u8) -> u64 {
     query::chunk(kv, &ChunkId([c; 32])).unwrap().map_or(0, |r| r.refcount)
 }
 
@@ -155,7 +177,7 @@ fn conditional_puts() {
     run(&mut kv, &cmd(false, Some("\"e1\""))).unwrap();
 }
 
-fn part(n: u32, size: u64, etag: &str, chunk: u8) -> PartRecord {
+pub(super) fn part(n: u32, size: u64, etag: &str, chunk: u8) -> PartRecord {
     PartRecord {
         number: n,
         size,
@@ -471,18 +493,22 @@ proptest! {
     /// Replaying the same commands on the same state gives the same bytes: every replica and
     /// every restart agree.
     #[test]
-    fn apply_is_deterministic(ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..3), 1..40)) {
+    fn apply_is_deterministic(ops in proptest::collection::vec((0u8..5, 0u8..6, 0u8..3), 1..40)) {
         let mut runs = Vec::new();
         for _ in 0..2 {
             let mut kv = MemKv::default();
             bucket(&mut kv, "b1");
             let mut outcomes = Vec::new();
-            for (op, k, c) in &ops {
+            for (i, (op, k, c)) in ops.iter().enumerate() {
                 let key = format!("k{k}");
+                // Version ids are unique per write, as the store makes them.
+                let version = format!("v{i}");
                 let r = match op {
-                    0 | 1 => put(&mut kv, &key, &[*c, c + 1], &[*c]),
+                    0 | 1 => put_version(&mut kv, &key, &version, &[*c, c + 1], &[*c]),
                     2 => run(&mut kv, &Command::DeleteObjects { bucket: "b1".into(), keys: vec![key] }),
-                    _ => put(&mut kv, &key, &[*c], &[]),
+                    3 => put_version(&mut kv, &key, &version, &[*c], &[]),
+                    // Large enough to be stored apart.
+                    _ => put_version(&mut kv, &key, &version, &[*c, c + 1].repeat(40), &[*c, c + 1]),
                 };
                 outcomes.push(r);
             }
@@ -494,7 +520,7 @@ proptest! {
         for c in 0u8..5 {
             let held: u64 = (0u8..6)
                 .filter_map(|k| query::object(kv, "b1", &format!("k{k}")).unwrap())
-                .map(|o| o.body.chunks().iter().filter(|r| r.id == ChunkId([c; 32])).count() as u64)
+                .map(|o| held(kv, &o, c))
                 .sum();
             prop_assert_eq!(refs(kv, c), held);
         }

@@ -208,7 +208,7 @@ impl Server {
     /// Runs a Python script of `cluster-tests/py` with the endpoint and credentials in its
     /// environment (`CAIRN_S3`, `CAIRN_ADMIN`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
     pub fn python(&self, script: &str, args: &[&str]) -> Output {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
+        let path = py_script(script);
         Command::new("python3")
             .arg(path)
             .args(args)
@@ -300,4 +300,15 @@ pub fn file_hash(path: &Path) -> String {
     let mut h = blake3::Hasher::new();
     h.update_reader(std::fs::File::open(path).unwrap()).unwrap();
     h.finalize().to_hex().to_string()
+}
+
+/// The path of `cluster-tests/py/<script>`. Taken from the directory cargo runs the test in
+/// (it sets `CARGO_MANIFEST_DIR` at run time too), not only the one the binary was compiled in:
+/// a persistent target directory shared by several checkouts may hold a test binary built from
+/// another checkout, whose directory can be gone.
+pub fn py_script(script: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.join("py").join(script)
 }

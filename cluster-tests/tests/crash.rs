@@ -35,7 +35,7 @@ fn kill_nine_during_uploads_loses_nothing_acknowledged() {
         // Phase: load against a fresh process on the same data.
         let mut server = Server::start(&data, 3);
         let mut load = Command::new("python3")
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/crash_client.py"))
+            .arg(cairn_cluster_tests::py_script("crash_client.py"))
             .arg("load")
             .arg(&work)
             .arg(format!("r{round}-"))

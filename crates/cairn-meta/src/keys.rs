@@ -5,7 +5,7 @@
 //! b'B' bucket                                  -> BucketRecord
 //! b'O' bucket 0x00 key                         -> ObjectRecord
 //! b'C' chunk-id(32)                            -> ChunkRecord
-//! b'U' bucket 0x00 key 0x00 upload-id          -> UploadRecord
+//! b'U' bucket 0x00 esc(key) 0x00 upload-id     -> UploadRecord
 //! b'P' upload-id 0x00 part-number(u32 BE)      -> PartRecord
 //! b'K' access-key                              -> KeyRecord
 //! b'D' upload-id                               -> CompletedUpload (answers a retried Complete)
@@ -15,6 +15,13 @@
 //!                                                 kept for reads in flight until collected)
 //! ```
 //! Version ids are checked by [`crate::Command::validate`] to be short and without 0x00.
+//!
+//! In `U`, an object key is followed by more key material, so a key holding 0x00 would be
+//! ambiguous (key `a\0b` + upload `x` against key `a` + upload `b\0x`) and would sort between
+//! the uploads of key `a`. `esc(key)` writes each 0x00 of the key as `0x00 0xFF`: 0xFF never
+//! occurs in UTF-8 and upload ids are ASCII, so the 0x00 ending the key is always followed by a
+//! byte below 0xFF and the layout stays unambiguous and in (key, upload id) order. Keys without
+//! 0x00 (all keys stored before this rule) are written exactly as before.
 //! Bucket names never contain 0x00, so `bucket 0x00` is an exact prefix of one bucket's keys.
 
 use cairn_types::ChunkId;
@@ -72,10 +79,33 @@ pub(crate) fn upload_bucket_prefix(bucket: &str) -> Vec<u8> {
     k
 }
 
-pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+/// Appends `esc(text)`: `text` with each 0x00 written as `0x00 0xFF`. Preserves order and
+/// prefixes (`esc(p)` is a prefix of `esc(k)` exactly when `p` is a prefix of `k`).
+pub(crate) fn push_escaped(k: &mut Vec<u8>, text: &str) {
+    for &b in text.as_bytes() {
+        k.push(b);
+        if b == 0 {
+            k.push(0xFF);
+        }
+    }
+}
+
+/// Prefix of the uploads of `bucket` whose key starts with `key_prefix`.
+pub(crate) fn upload_key_prefix(bucket: &str, key_prefix: &str) -> Vec<u8> {
     let mut k = upload_bucket_prefix(bucket);
-    k.extend_from_slice(key.as_bytes());
+    push_escaped(&mut k, key_prefix);
+    k
+}
+
+/// Prefix of the uploads of exactly `key`.
+pub(crate) fn upload_exact_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = upload_key_prefix(bucket, key);
     k.push(0);
+    k
+}
+
+pub(crate) fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = upload_exact_prefix(bucket, key);
     k.extend_from_slice(upload_id.as_bytes());
     k
 }

@@ -117,16 +117,15 @@ pub fn uploads(
     upload_id_marker: &str,
     limit: usize,
 ) -> Result<Vec<UploadRecord>> {
-    let mut start = keys::upload_bucket_prefix(bucket);
-    start.extend_from_slice(prefix.as_bytes());
+    let start = keys::upload_key_prefix(bucket, prefix);
     let end = prefix_end(&start);
     let from = if key_marker.is_empty() {
         start.clone()
     } else if upload_id_marker.is_empty() {
-        // After every upload of key_marker.
-        let mut k = keys::upload_bucket_prefix(bucket);
-        k.extend_from_slice(key_marker.as_bytes());
-        k.push(1);
+        // After every upload of key_marker: its upload ids follow `esc(key) 0x00` and are ASCII,
+        // longer keys continue with `0x00 0xFF` (an escaped NUL) or a byte above 0x00.
+        let mut k = keys::upload_exact_prefix(bucket, key_marker);
+        k.push(0xFF);
         k
     } else {
         let mut k = keys::upload_key(bucket, key_marker, upload_id_marker);

@@ -526,3 +526,49 @@ proptest! {
         }
     }
 }
+
+/// Keys holding NUL and other control bytes (S3 accepts any UTF-8) keep uploads apart, listed
+/// in (key, upload id) order, and markers resume at the right place.
+#[test]
+fn upload_keys_with_nul_bytes_stay_unambiguous_and_ordered() {
+    let mut kv = MemKv::default();
+    bucket(&mut kv, "b1");
+    let keys = ["a", "a\0", "a\0b", "a\u{1}", "a\0\0", "b"];
+    for (i, key) in keys.iter().enumerate() {
+        for u in ["u1", "u2"] {
+            let upload = UploadRecord {
+                upload_id: format!("{u}-{i}"),
+                bucket: "b1".into(),
+                key: (*key).into(),
+                initiated: 1,
+                attrs: Default::default(),
+                checksum_algorithm: None,
+                owner: "alice".into(),
+            };
+            run(&mut kv, &Command::CreateUpload { upload }).unwrap();
+        }
+    }
+    let listed = |prefix: &str, key_marker: &str, id_marker: &str| -> Vec<(String, String)> {
+        query::uploads(&kv, "b1", prefix, key_marker, id_marker, 100)
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.key, u.upload_id))
+            .collect()
+    };
+    let mut expected: Vec<(String, String)> = keys
+        .iter()
+        .enumerate()
+        .flat_map(|(i, k)| ["u1", "u2"].map(|u| (k.to_string(), format!("{u}-{i}"))))
+        .collect();
+    expected.sort();
+    assert_eq!(listed("", "", ""), expected);
+    // After every upload of "a": the keys that extend it with NUL come next.
+    let after_a: Vec<_> = expected.iter().filter(|(k, _)| k.as_str() > "a").cloned().collect();
+    assert_eq!(listed("", "a", ""), after_a);
+    assert_eq!(listed("", "a\0", "u1-1")[0], ("a\0".to_string(), "u2-1".to_string()));
+    let under: Vec<_> = expected.iter().filter(|(k, _)| k.starts_with("a\0")).cloned().collect();
+    assert_eq!(listed("a\0", "", ""), under);
+    // The (key, upload id) pair cannot be forged by moving a NUL between them.
+    assert!(query::upload(&kv, "b1", "a", "b\0u1-2").unwrap().is_none());
+    assert_eq!(query::upload(&kv, "b1", "a\0b", "u1-2").unwrap().unwrap().key, "a\0b");
+}

@@ -104,6 +104,18 @@ def odd_keys_are_names_not_paths():
         assert s3.get_object(Bucket="b3-main", Key=key)["Body"].read() == key.encode(), key
         s3.delete_object(Bucket="b3-main", Key=key)
     assert error_code(s3.put_object, Bucket="b3-main", Key="x" * 1025, Body=b"1")[0] == "KeyTooLongError"
+    # Any UTF-8 is a key, control characters and NUL included; boto3 lists with
+    # encoding-type=url, so they come back exact and in byte order.
+    odd = ["ctl/a", "ctl/a\x00", "ctl/a\x00b", "ctl/a\x01", "ctl/cr\rlf\n", "ctl/tab\t"]
+    for key in odd:
+        s3.put_object(Bucket="b3-main", Key=key, Body=key.encode())
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="b3-main", Prefix="ctl/")["Contents"]]
+    assert listed == sorted(odd, key=lambda k: k.encode()), listed
+    after = [o["Key"] for o in s3.list_objects_v2(Bucket="b3-main", Prefix="ctl/", StartAfter="ctl/a")["Contents"]]
+    assert after == listed[1:], after
+    for key in odd:
+        assert s3.get_object(Bucket="b3-main", Key=key)["Body"].read() == key.encode(), repr(key)
+        s3.delete_object(Bucket="b3-main", Key=key)
 
 
 @check
@@ -248,6 +260,32 @@ def multipart():
     assert error_code(s3.complete_multipart_upload, Bucket="b3-main", Key="mp", UploadId=up,
                       MultipartUpload={"Parts": done["Parts"][:2]}) == ("NoSuchUpload", 404)
     assert small  # silence linters
+
+
+@check
+def multipart_checksums():
+    """An upload created with a checksum algorithm gets S3's composite checksum: the checksum
+    of the parts' binary checksums, then -N; a listed part checksum that differs is InvalidPart."""
+    parts = [blob(5 * 1024 * 1024, 21), blob(1000, 22)]
+    crcs = [zlib.crc32(p).to_bytes(4, "big") for p in parts]
+    up = s3.create_multipart_upload(Bucket="b3-main", Key="mpck", ChecksumAlgorithm="CRC32")["UploadId"]
+    listed = []
+    for n, p in enumerate(parts, 1):
+        r = s3.upload_part(Bucket="b3-main", Key="mpck", UploadId=up, PartNumber=n, Body=p, ChecksumAlgorithm="CRC32")
+        assert r["ChecksumCRC32"] == base64.b64encode(crcs[n - 1]).decode(), r
+        listed.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    assert error_code(s3.upload_part, Bucket="b3-main", Key="mpck", UploadId=up, PartNumber=3, Body=b"x",
+                      ChecksumAlgorithm="SHA256")[0] == "InvalidRequest"
+    wrong = [dict(listed[0], ChecksumCRC32=base64.b64encode(b"\0\0\0\0").decode()), listed[1]]
+    assert error_code(s3.complete_multipart_upload, Bucket="b3-main", Key="mpck", UploadId=up,
+                      MultipartUpload={"Parts": wrong})[0] == "InvalidPart"
+    r = s3.complete_multipart_upload(Bucket="b3-main", Key="mpck", UploadId=up, MultipartUpload={"Parts": listed})
+    want = base64.b64encode(zlib.crc32(b"".join(crcs)).to_bytes(4, "big")).decode() + "-2"
+    assert r["ChecksumCRC32"] == want, (r, want)
+    h = s3.head_object(Bucket="b3-main", Key="mpck", ChecksumMode="ENABLED")
+    assert h["ChecksumCRC32"] == want, h
+    g = s3.get_object(Bucket="b3-main", Key="mpck", ChecksumMode="ENABLED")
+    assert g["Body"].read() == b"".join(parts)
 
 
 @check

@@ -252,7 +252,7 @@ fn complete_upload(
         etag: format!("{}-{}", hex::encode(md5.finalize()), used.len()),
         last_modified,
         attrs: upload.attrs.clone(),
-        checksums: Default::default(),
+        checksums: composite::composite(upload.checksum_algorithm.as_deref(), &used),
         body: Body::Chunks(chunks),
         parts: extents,
         owner: upload.owner.clone(),
@@ -490,6 +490,7 @@ fn drop_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
     Ok(())
 }
 
+mod composite;
 mod manifest;
 #[cfg(test)]
 mod manifest_tests;

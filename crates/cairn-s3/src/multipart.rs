@@ -60,10 +60,37 @@ pub(crate) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let i = req.input;
     let number = part_number(i.part_number)?;
-    s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    let upload = s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    // A part of an upload created with a checksum algorithm carries that checksum (computed
+    // here if the client sent none), so the object's composite checksum can be made from them.
+    let given = [
+        ("CRC32", i.checksum_crc32.is_some()),
+        ("CRC32C", i.checksum_crc32c.is_some()),
+        ("SHA1", i.checksum_sha1.is_some()),
+        ("SHA256", i.checksum_sha256.is_some()),
+        ("CRC64NVME", i.checksum_crc64nvme.is_some()),
+    ]
+    .into_iter()
+    .find(|(_, present)| *present)
+    .map(|(name, _)| name.to_string())
+    .or_else(|| i.checksum_algorithm.as_ref().map(|a| a.as_str().to_string()));
+    let algorithm = match (given, upload.checksum_algorithm) {
+        (Some(given), Some(wanted)) if !given.eq_ignore_ascii_case(&wanted) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                wanted.to_ascii_lowercase(),
+                given.to_ascii_lowercase()
+            ))
+        }
+        (_, wanted) => i
+            .checksum_algorithm
+            .clone()
+            .or_else(|| wanted.map(ChecksumAlgorithm::from)),
+    };
     let mut check = BodyCheck::new(
         &req.headers,
-        i.checksum_algorithm.as_ref(),
+        algorithm.as_ref(),
         cairn::Checksums {
             crc32: i.checksum_crc32,
             crc32c: i.checksum_crc32c,
@@ -172,6 +199,7 @@ pub(crate) async fn complete(
         .filter(|p| !p.is_empty())
         .ok_or_else(|| s3_error!(MalformedXML, "the XML must list at least one part"))?;
     let mut parts = Vec::with_capacity(listed.len());
+    let mut claims = Vec::new();
     for p in listed {
         let n = part_number(
             p.part_number
@@ -179,7 +207,18 @@ pub(crate) async fn complete(
         )?;
         let e = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "a part has no ETag"))?;
         parts.push((n, e.value().to_string()));
+        let claimed = cairn::Checksums {
+            crc32: p.checksum_crc32,
+            crc32c: p.checksum_crc32c,
+            sha1: p.checksum_sha1,
+            sha256: p.checksum_sha256,
+            crc64nvme: p.checksum_crc64nvme,
+        };
+        if claimed != cairn::Checksums::default() {
+            claims.push((n, claimed));
+        }
     }
+    check_part_checksums(s3, &i.upload_id, &claims).await?;
     let conditions = PutConditions {
         if_none_match: matches!(i.if_none_match, Some(ETagCondition::Any)),
         if_match: None,
@@ -194,8 +233,47 @@ pub(crate) async fn complete(
         key: Some(i.key.clone()),
         e_tag: Some(ETag::Strong(o.etag)),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
+        checksum_type: (o.checksums != cairn::Checksums::default())
+            .then(|| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_crc32: o.checksums.crc32,
+        checksum_crc32c: o.checksums.crc32c,
+        checksum_sha1: o.checksums.sha1,
+        checksum_sha256: o.checksums.sha256,
         ..Default::default()
     }))
+}
+
+/// Checks the checksums a CompleteMultipartUpload lists for its parts against those the parts
+/// were stored with: a listed checksum that differs (or names a checksum the part lacks) is
+/// `InvalidPart`, as on AWS.
+async fn check_part_checksums(s3: &CairnS3, upload_id: &str, claims: &[(u32, cairn::Checksums)]) -> S3Result<()> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let stored = s3
+        .store
+        .parts(upload_id, 0, cairn_types::limits::MAX_PART_NUMBER as usize)
+        .await
+        .s3()?;
+    for (n, claimed) in claims {
+        let Some(part) = stored.iter().find(|p| p.number == *n) else {
+            continue; // the Complete command reports the missing part
+        };
+        let pairs = [
+            (&claimed.crc32, &part.checksums.crc32),
+            (&claimed.crc32c, &part.checksums.crc32c),
+            (&claimed.sha1, &part.checksums.sha1),
+            (&claimed.sha256, &part.checksums.sha256),
+            (&claimed.crc64nvme, &part.checksums.crc64nvme),
+        ];
+        if pairs.iter().any(|(c, s)| c.is_some() && c != s) {
+            return Err(s3_error!(
+                InvalidPart,
+                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn abort(

@@ -109,7 +109,7 @@ fn large_manifests(c: &mut Criterion) {
     });
     // What a ranged GET of 1 MiB in the middle reads before fetching chunks: the record, and
     // the manifest page(s) holding the range.
-    let middle = (u64::from(PARTS) * u64::from(CHUNKS_PER_PART) << 20) / 2;
+    let middle = ((u64::from(PARTS) * u64::from(CHUNKS_PER_PART)) << 20) / 2;
     g.bench_function("range_1MiB_plan_10000_parts", |b| {
         b.iter(|| {
             let o = query::object(&kv, "b", "big/0042").unwrap().unwrap();

@@ -69,12 +69,17 @@ pub struct ServerConfig {
     pub post_object_max_bytes: u64,
     /// Most browser-form POST uploads in flight.
     pub max_form_uploads: usize,
+    /// Most body bytes all uploads and downloads together hold in memory; beyond it they wait.
+    pub memory_budget_bytes: u64,
+    /// Seconds an upload or download waits for room in the memory budget before 503.
+    pub memory_budget_wait_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         // The limits' defaults live with the code that enforces them.
         let limits = cairn_gateway::HttpLimits::default();
+        let store = cairn::StoreConfig::default();
         Self {
             data: PathBuf::from("./cairn-data"),
             s3_addr: "127.0.0.1:9000".parse().expect("literal"),
@@ -90,6 +95,8 @@ impl Default for ServerConfig {
             max_header_bytes: limits.max_header_bytes,
             post_object_max_bytes: cairn_s3::DEFAULT_POST_OBJECT_MAX_BYTES,
             max_form_uploads: limits.max_form_uploads,
+            memory_budget_bytes: store.memory_budget,
+            memory_budget_wait_secs: store.memory_budget_wait.as_secs(),
         }
     }
 }
@@ -119,6 +126,8 @@ impl ServerConfig {
             "max_header_bytes",
             "post_object_max_bytes",
             "max_form_uploads",
+            "memory_budget_bytes",
+            "memory_budget_wait_secs",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)
@@ -141,6 +150,13 @@ impl ServerConfig {
             bail!(
                 "post_object_max_bytes: at most 5 GiB, got {}",
                 cfg.post_object_max_bytes
+            );
+        }
+        if cfg.memory_budget_bytes < 16 << 20 || cfg.memory_budget_wait_secs == 0 {
+            bail!(
+                "memory_budget_bytes: at least 16 MiB (one upload's working set), and memory_budget_wait_secs: at least 1; got {} and {}",
+                cfg.memory_budget_bytes,
+                cfg.memory_budget_wait_secs
             );
         }
         if !(1024..=60 * 1024).contains(&cfg.max_header_bytes) {

@@ -45,7 +45,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", cfg.data.display()))?;
     // The store first: its RocksDB lock makes this the only process on the directory before
     // the credential file is read or written.
-    let store = Store::open_local(&cfg.data, cfg.disks, StoreConfig::default())
+    let store_config = StoreConfig {
+        memory_budget: cfg.memory_budget_bytes,
+        memory_budget_wait: Duration::from_secs(cfg.memory_budget_wait_secs),
+        ..StoreConfig::default()
+    };
+    let store = Store::open_local(&cfg.data, cfg.disks, store_config)
         .await
         .context("opening the store")?;
     let (root, generated) = match credentials::load_or_create(&cfg.data) {

@@ -18,6 +18,17 @@ pub const ACCESS_KEY: &str = "CKTESTROOTACCESSKEY1";
 /// Root secret of test servers.
 pub const SECRET_KEY: &str = "test-root-secret-key-0123456789abcdefghij";
 
+/// Path of another binary of the workspace (e.g. `cairn-load`), next to the `cairn` binary.
+pub fn sibling_bin(name: &str) -> PathBuf {
+    let bin = cairn_bin().with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (cargo build --workspace --bins)",
+        bin.display()
+    );
+    bin
+}
+
 /// Path of the `cairn` binary under test.
 pub fn cairn_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CAIRN_BIN") {
@@ -153,6 +164,23 @@ impl Server {
             cmd.env(k, v);
         }
         cmd.output().expect("run cairn")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// A memory figure of the server process from `/proc/PID/status`, in bytes: `VmRSS` (now)
+    /// or `VmHWM` (peak resident set since it started).
+    pub fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"));
+        kib * 1024
     }
 
     /// Kills the process with SIGKILL, as a crash would.

@@ -103,7 +103,12 @@ pub(crate) async fn upload_part(
     let body = body_stream(i.body).inspect_ok(|b| check.update(b));
     let staged = s3
         .store
-        .stage(body, cairn_types::limits::MAX_PART_SIZE, false)
+        .stage_sized(
+            body,
+            cairn_types::limits::MAX_PART_SIZE,
+            false,
+            util::declared_length(&req.headers),
+        )
         .await
         .s3()?;
     let checksums = check.finish(staged.md5(), staged.size(), req.trailing_headers.as_ref())?;
@@ -170,7 +175,12 @@ pub(crate) async fn upload_part_copy(
     let body = s3.store.read(&src, range);
     let staged = s3
         .store
-        .stage(body, cairn_types::limits::MAX_PART_SIZE, false)
+        .stage_sized(
+            body,
+            cairn_types::limits::MAX_PART_SIZE,
+            false,
+            util::declared_length(&req.headers),
+        )
         .await
         .s3()?;
     let part = s3

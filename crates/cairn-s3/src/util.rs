@@ -153,3 +153,10 @@ pub(crate) fn custom_error(code: &str, status: http::StatusCode, message: &'stat
     e.set_status_code(status);
     e
 }
+
+/// The body length a request declares: `x-amz-decoded-content-length` for aws-chunked bodies,
+/// else `Content-Length`. None for a body of unknown length.
+pub(crate) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    let parse = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    parse("x-amz-decoded-content-length").or_else(|| parse("content-length"))
+}

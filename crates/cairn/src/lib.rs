@@ -10,11 +10,14 @@
 //! - an object becomes visible only through its commit, after all of its shards are durable;
 //!   a crash before the commit leaves unreferenced shards, never a partial object;
 //! - every byte a read returns was verified against its chunk's BLAKE3 id;
-//! - memory per request is bounded by a few chunks, whatever the object size.
+//! - memory per request is bounded by a few chunks, whatever the object size, and all requests
+//!   together hold at most the memory budget of body bytes (`StoreConfig::memory_budget`):
+//!   beyond it they wait, then fail with `Unavailable`.
 //!
 //! Must not depend on: HTTP, S3 XML, RocksDB (the metadata is reached through
 //! `cairn-meta-node`).
 
+mod budget;
 mod error;
 mod placement;
 mod read;

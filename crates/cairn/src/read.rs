@@ -9,6 +9,7 @@ use cairn_meta::{query, Body, ChunkRef, ManifestPage, ObjectRecord};
 use cairn_shard_store::ShardKey;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
+use crate::budget::Reservation;
 use crate::placement::disk_for;
 use crate::store::Inner;
 use crate::{Error, Result, Store};
@@ -36,23 +37,52 @@ impl Store {
         }
     }
 
-    /// Fetches the chunk pieces `read_ahead` at a time, in order.
+    /// Fetches the chunk pieces `read_ahead` at a time, in order. Each chunk reserves its
+    /// share of the memory budget before it is fetched, in order (so the chunk to be yielded
+    /// next always has its share, and reads never wait on each other in a circle); the bytes
+    /// yielded carry the reservation, which is given back when the consumer drops them (after
+    /// writing them to its socket), not when it asks for more.
     fn fetch_pieces(
         &self,
         pieces: impl futures::Stream<Item = Result<Piece>> + Send + 'static,
     ) -> BoxStream<'static, Result<Bytes>> {
         let inner = self.inner.clone();
+        let reserving = inner.clone();
         let ahead = inner.config.read_ahead;
         pieces
+            .then(move |p| {
+                let inner = reserving.clone();
+                async move {
+                    let p = p?;
+                    let r = inner.budget.reserve(inner.chunk_cost(u64::from(p.0.len))).await?;
+                    Ok::<_, Error>((p, r))
+                }
+            })
             .map(move |p| {
                 let inner = inner.clone();
                 async move {
-                    let (c, r) = p?;
-                    fetch_chunk(&inner, c).await.map(|b| b.slice(r))
+                    let ((c, range), reservation) = p?;
+                    let bytes = fetch_chunk(&inner, c).await?.slice(range);
+                    Ok(Bytes::from_owner(Reserved {
+                        bytes,
+                        _reservation: reservation,
+                    }))
                 }
             })
             .buffered(ahead)
             .boxed()
+    }
+}
+
+/// Bytes that keep their memory-budget reservation for as long as they live.
+struct Reserved {
+    bytes: Bytes,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Reserved {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
     }
 }
 

@@ -14,6 +14,7 @@ use cairn_meta_node::MetaNode;
 use cairn_shard_store::ShardStore;
 use cairn_types::{limits, BucketName, ErasureScheme};
 
+use crate::budget::MemoryBudget;
 use crate::write::Staged;
 use crate::{Error, Result};
 
@@ -30,6 +31,12 @@ pub struct StoreConfig {
     pub read_ahead: usize,
     /// Smallest size of every multipart part but the last.
     pub min_part_size: u64,
+    /// Most body bytes all uploads and downloads together hold in memory (chunker buffers,
+    /// chunks and shards in flight, chunks read ahead). Beyond it they wait for room.
+    pub memory_budget: u64,
+    /// How long an upload or download waits for room in the memory budget before it fails
+    /// with [`Error::Unavailable`] (503 to S3 clients, which retry).
+    pub memory_budget_wait: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -40,6 +47,8 @@ impl Default for StoreConfig {
             write_concurrency: 4,
             read_ahead: 3,
             min_part_size: limits::MIN_PART_SIZE,
+            memory_budget: 1 << 30,
+            memory_budget_wait: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -114,6 +123,16 @@ pub(crate) struct Inner {
     pub(crate) disks: Vec<Arc<dyn ShardStore>>,
     pub(crate) codec: Arc<Codec>,
     pub(crate) config: StoreConfig,
+    pub(crate) budget: MemoryBudget,
+}
+
+impl Inner {
+    /// Memory a chunk of `len` bytes takes while it is encoded or decoded: the chunk and its
+    /// shards.
+    pub(crate) fn chunk_cost(&self, len: u64) -> u64 {
+        let scheme = self.codec.scheme();
+        len + len.div_ceil(u64::from(scheme.data)) * scheme.total() as u64
+    }
 }
 
 /// An object store: metadata plus disks. Cheap to clone; all clones share one store.
@@ -165,6 +184,7 @@ impl Store {
                 meta,
                 disks,
                 codec: Arc::new(Codec::new(scheme)),
+                budget: MemoryBudget::new(config.memory_budget, config.memory_budget_wait),
                 config,
             }),
         }
@@ -188,6 +208,11 @@ impl Store {
     /// Stops the metadata node. In-flight operations fail with [`Error::Unavailable`].
     pub async fn shutdown(&self) {
         self.inner.meta.shutdown().await;
+    }
+
+    /// Body bytes reserved in the memory budget right now.
+    pub fn memory_reserved(&self) -> u64 {
+        self.inner.budget.reserved()
     }
 
     /// Space used, summed over the disks.

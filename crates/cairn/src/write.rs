@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::task::JoinHandle;
 
+use crate::budget::Reservation;
 use crate::placement::disk_for;
 use crate::store::Inner;
 use crate::{Error, Result, Store};
@@ -64,7 +65,32 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        self.stage_sized(body, max_size, allow_inline, None).await
+    }
+
+    /// [`Store::stage`] for a body whose length is declared (an HTTP Content-Length): a small
+    /// body reserves only what it needs from the memory budget. A body longer than declared
+    /// fails with [`Error::Body`].
+    ///
+    /// Before reading the body, the upload reserves (waiting for room, see
+    /// [`StoreConfig::memory_budget`](crate::StoreConfig)) its chunker buffer and one chunk in
+    /// flight; further chunks run in parallel only if the budget has room at that moment, so an
+    /// upload never waits for memory while holding some.
+    pub async fn stage_sized<S, E>(
+        &self,
+        body: S,
+        max_size: u64,
+        allow_inline: bool,
+        declared: Option<u64>,
+    ) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
         let inner = &self.inner;
+        let limit = declared.map_or(max_size, |d| d.min(max_size));
+        let buffer = limit.min(inner.config.chunker.max_size as u64);
+        let _base = inner.budget.reserve(buffer + inner.chunk_cost(buffer)).await?;
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
         let mut md5 = Md5::new();
@@ -80,15 +106,16 @@ impl Store {
                 abort_all(&mut tasks);
                 return Err(Error::TooLarge(size));
             }
+            if declared.is_some_and(|d| size > d) {
+                abort_all(&mut tasks);
+                return Err(Error::Body("the body is longer than its declared length".into()));
+            }
             md5.update(&data);
             for chunk in chunker.push(&data) {
                 emitted = true;
-                tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk)));
-                while tasks.len() >= inner.config.write_concurrency {
-                    if let Err(e) = collect(&mut tasks, &mut refs, &mut written).await {
-                        abort_all(&mut tasks);
-                        return Err(e);
-                    }
+                if let Err(e) = self.spawn_chunk(&mut tasks, &mut refs, &mut written, chunk).await {
+                    abort_all(&mut tasks);
+                    return Err(e);
                 }
             }
         }
@@ -107,7 +134,10 @@ impl Store {
             });
         }
         for chunk in tail {
-            tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk)));
+            if let Err(e) = self.spawn_chunk(&mut tasks, &mut refs, &mut written, chunk).await {
+                abort_all(&mut tasks);
+                return Err(e);
+            }
         }
         while !tasks.is_empty() {
             if let Err(e) = collect(&mut tasks, &mut refs, &mut written).await {
@@ -121,6 +151,33 @@ impl Store {
             body: Body::Chunks(refs),
             written,
         })
+    }
+
+    /// Starts storing `chunk`. With no chunk in flight it runs on the upload's base
+    /// reservation; otherwise it needs room in the budget now (never waited for) and a free
+    /// slot of `write_concurrency`, and without them the oldest chunk in flight is finished
+    /// first.
+    async fn spawn_chunk(
+        &self,
+        tasks: &mut VecDeque<ChunkTask>,
+        refs: &mut Vec<ChunkRef>,
+        written: &mut Vec<ChunkId>,
+        chunk: Bytes,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        loop {
+            if tasks.is_empty() {
+                tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk, None)));
+                return Ok(());
+            }
+            if tasks.len() < inner.config.write_concurrency {
+                if let Some(r) = inner.budget.try_reserve(inner.chunk_cost(chunk.len() as u64)) {
+                    tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk, Some(r))));
+                    return Ok(());
+                }
+            }
+            collect(tasks, refs, written).await?;
+        }
     }
 }
 
@@ -141,8 +198,9 @@ async fn collect(tasks: &mut VecDeque<ChunkTask>, refs: &mut Vec<ChunkRef>, writ
 }
 
 /// Hashes one chunk; if no live record has it, encodes it and writes its shards, each to its
-/// disk, in parallel. Returns the reference and whether shards were written.
-async fn store_chunk(inner: Arc<Inner>, chunk: Bytes) -> Result<(ChunkRef, bool)> {
+/// disk, in parallel. Returns the reference and whether shards were written. `_reserved` is
+/// the chunk's share of the memory budget, given back when it is done.
+async fn store_chunk(inner: Arc<Inner>, chunk: Bytes, _reserved: Option<Reservation>) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
     let reader = inner.meta.reader();
     let codec = inner.codec.clone();

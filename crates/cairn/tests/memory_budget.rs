@@ -1,0 +1,71 @@
+//! The memory budget through the library API: an upload that cannot get room waits, then fails
+//! with `Unavailable` (a 503 to S3 clients) instead of allocating; room given back lets the
+//! next one through; reads give their share back when their bytes are dropped.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn::{ObjectAttrs, PutConditions, Store, StoreConfig};
+use futures::{stream, StreamExt, TryStreamExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_wait_for_room_then_fail_and_reads_give_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        // One upload's working set on one disk: a 4 MiB chunker buffer and a 4 MiB chunk with its shard.
+        memory_budget: 12 << 20,
+        memory_budget_wait: Duration::from_millis(200),
+        ..StoreConfig::default()
+    };
+    let store = Store::open_local(dir.path(), 1, config).await.unwrap();
+    store
+        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
+        .await
+        .unwrap();
+
+    // An upload of unknown length holds its working set while
+    // its client is slow to send: here, the whole budget.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+    let slow = {
+        let store = store.clone();
+        tokio::spawn(async move { store.stage(rx, u64::MAX, true).await })
+    };
+    tx.unbounded_send(Ok(Bytes::from(vec![7u8; 100_000]))).unwrap();
+    while store.memory_reserved() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.memory_reserved(), 12 << 20);
+
+    // Another upload finds no room, waits, and is told to retry.
+    let one = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"hello"))];
+    let refused = store.stage(stream::iter(one), u64::MAX, true).await;
+    assert!(matches!(refused, Err(cairn::Error::Unavailable(_))), "{refused:?}");
+
+    // The slow upload finishes; its room comes back and the next upload goes through.
+    drop(tx);
+    let staged = slow.await.unwrap().unwrap();
+    assert_eq!(staged.size(), 100_000);
+    assert_eq!(store.memory_reserved(), 0);
+    let bucket = store.bucket_guard("bkt").await.unwrap();
+    let o = store
+        .commit_object(
+            &bucket,
+            "k",
+            staged,
+            ObjectAttrs::default(),
+            Default::default(),
+            "me",
+            PutConditions::default(),
+        )
+        .await
+        .unwrap();
+
+    // A read holds its share while its bytes are alive, and gives it back when they drop.
+    let mut reading = store.read(&o, 0..o.size);
+    let first = reading.next().await.unwrap().unwrap();
+    assert!(store.memory_reserved() > 0);
+    let rest: Vec<Bytes> = reading.try_collect().await.unwrap();
+    drop((first, rest));
+    assert_eq!(store.memory_reserved(), 0);
+    store.shutdown().await;
+}

@@ -70,6 +70,16 @@ fn content(pattern: &[u8], id: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// Retries of a request answered 503 (SlowDown, or no room in the server's memory budget), as
+/// the AWS SDKs do.
+const MAX_RETRIES: u32 = 5;
+
+/// Sleeps before retry `attempt` (exponential, from 100 ms) and counts it.
+async fn backoff(attempt: &mut u32) {
+    tokio::time::sleep(Duration::from_millis(100 << *attempt)).await;
+    *attempt += 1;
+}
+
 struct Stats {
     ops: u64,
     bytes: u64,
@@ -156,10 +166,18 @@ async fn main() -> anyhow::Result<()> {
                 let hash = blake3::hash(&body);
                 let url = bucket.put_object(Some(&creds), &key).sign(Duration::from_secs(3600));
                 let t = Instant::now();
-                let r = http.put(url).body(body).send().await?;
-                let status = r.status();
-                r.bytes().await?;
-                if !status.is_success() {
+                let mut attempt = 0;
+                loop {
+                    let r = http.put(url.clone()).body(body.clone()).send().await?;
+                    let status = r.status();
+                    r.bytes().await?;
+                    if status.is_success() {
+                        break;
+                    }
+                    if status.as_u16() == 503 && attempt < MAX_RETRIES {
+                        backoff(&mut attempt).await;
+                        continue;
+                    }
                     bail!("PUT {key}: {status}");
                 }
                 let us = t.elapsed().as_micros() as u64;
@@ -211,7 +229,15 @@ async fn main() -> anyhow::Result<()> {
                 i += 7;
                 let url = bucket.get_object(Some(&creds), key).sign(Duration::from_secs(3600));
                 let t = Instant::now();
-                let r = http.get(url).send().await?;
+                let mut attempt = 0;
+                let r = loop {
+                    let r = http.get(url.clone()).send().await?;
+                    if r.status().as_u16() == 503 && attempt < MAX_RETRIES {
+                        backoff(&mut attempt).await;
+                        continue;
+                    }
+                    break r;
+                };
                 stats.ttfb_us.push(t.elapsed().as_micros() as u64);
                 if !r.status().is_success() {
                     bail!("GET {key}: {}", r.status());

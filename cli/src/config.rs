@@ -152,6 +152,15 @@ impl ServerConfig {
                 cfg.post_object_max_bytes
             );
         }
+        if cfg.memory_budget_wait_secs >= cfg.idle_timeout_secs {
+            // An upload waiting for room reads nothing from its socket: past the idle timeout
+            // it would be cut instead of getting a 503 it can retry.
+            bail!(
+                "memory_budget_wait_secs ({}) must be below idle_timeout_secs ({})",
+                cfg.memory_budget_wait_secs,
+                cfg.idle_timeout_secs
+            );
+        }
         if cfg.memory_budget_bytes < 16 << 20 || cfg.memory_budget_wait_secs == 0 {
             bail!(
                 "memory_budget_bytes: at least 16 MiB (one upload's working set), and memory_budget_wait_secs: at least 1; got {} and {}",

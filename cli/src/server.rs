@@ -47,7 +47,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // the credential file is read or written.
     let store_config = StoreConfig {
         memory_budget: cfg.memory_budget_bytes,
-        memory_budget_wait: Duration::from_secs(cfg.memory_budget_wait_secs),
+        // Below the idle timeout: a waiting upload reads nothing from its socket, and would be
+        // cut instead of getting a 503 it can retry.
+        memory_budget_wait: Duration::from_secs(
+            cfg.memory_budget_wait_secs
+                .min(cfg.idle_timeout_secs.saturating_sub(1))
+                .max(1),
+        ),
         ..StoreConfig::default()
     };
     let store = Store::open_local(&cfg.data, cfg.disks, store_config)

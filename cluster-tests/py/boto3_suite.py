@@ -10,6 +10,7 @@ import zlib
 
 import boto3
 import botocore
+import botocore.handlers
 import requests
 from botocore.config import Config
 
@@ -116,6 +117,14 @@ def odd_keys_are_names_not_paths():
     for key in odd:
         assert s3.get_object(Bucket="b3-main", Key=key)["Body"].read() == key.encode(), repr(key)
         s3.delete_object(Bucket="b3-main", Key=key)
+    # Listed as plain XML (no encoding-type), a CR must come back a CR: AWS writes it &#13;,
+    # since an XML parser turns a raw CR into LF.
+    raw = client()
+    raw.meta.events.unregister("before-parameter-build.s3.ListObjectsV2",
+                               botocore.handlers.set_list_objects_encoding_type_url)
+    s3.put_object(Bucket="b3-main", Key="cr/a\rb\r\n", Body=b"1")
+    assert [o["Key"] for o in raw.list_objects_v2(Bucket="b3-main", Prefix="cr/")["Contents"]] == ["cr/a\rb\r\n"]
+    s3.delete_object(Bucket="b3-main", Key="cr/a\rb\r\n")
 
 
 @check

@@ -12,6 +12,7 @@ mod admin;
 mod chunked;
 mod keys;
 mod limits;
+mod xml;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -255,7 +255,8 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
                 hyper::service::Service::call(&self.inner, req)
             };
         Box::pin(async move {
-            let resp = fut.await?;
+            let mut resp = fut.await?;
+            crate::xml::escape_carriage_returns(&mut resp);
             // The form's file has been consumed once the handler has answered.
             drop(form_permit);
             Ok(resp.map(|inner| GuardedBody {

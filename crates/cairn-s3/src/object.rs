@@ -80,12 +80,12 @@ pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> 
         ),
         input.content_md5.as_deref(),
     )?;
+    // A browser-form POST's headers describe the whole form, not the file.
+    let declared = (req.method == http::Method::PUT)
+        .then(|| util::declared_length(&req.headers))
+        .flatten();
     let body = body_stream(input.body).inspect_ok(|b| check.update(b));
-    let staged = s3
-        .store
-        .stage_sized(body, MAX_PUT, true, util::declared_length(&req.headers))
-        .await
-        .s3()?;
+    let staged = s3.store.stage_sized(body, MAX_PUT, true, declared).await.s3()?;
     let checksums = check.finish(staged.md5(), staged.size(), req.trailing_headers.as_ref())?;
     let object = s3
         .store

@@ -88,3 +88,39 @@ fn one_disk_loses_only_the_damaged_object() {
 fn three_disks_rebuild_the_damaged_object_from_parity() {
     damage_and_check(3);
 }
+
+/// An object whose first chunk cannot be read is refused with a status (500 InternalError)
+/// before any byte is sent, not answered 200 with a body that breaks off.
+#[test]
+fn an_unreadable_first_chunk_is_an_error_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = Server::start(&data, 1);
+    server.aws_ok(&["s3", "mb", "s3://bkt"]);
+    // 100 kB: one chunk, so one record on the one disk.
+    let f = tmp.path().join("one");
+    write_random_file(&f, 100_000, 77);
+    server.aws_ok(&["s3", "cp", f.to_str().unwrap(), "s3://bkt/one"]);
+    assert!(server.stop().success());
+    let seg = first_segment(&data, 0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    for b in &mut bytes[4096..4160] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let server = Server::start(&data, 1);
+    let out = tmp.path().join("back");
+    let got = server.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "bkt",
+        "--key",
+        "one",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!got.status.success());
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(stderr.contains("(InternalError)"), "{stderr}");
+}

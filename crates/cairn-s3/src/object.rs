@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use cairn::{Checksums, ObjectRecord, PutConditions};
-use futures::{stream, TryStreamExt};
+use futures::{stream, StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -217,7 +217,12 @@ pub(crate) async fn get_object(s3: &CairnS3, req: S3Request<GetObjectInput>) -> 
     .await?;
     let (content_range, checksums) = (plan.content_range, plan.checksums);
     let length = plan.range.end - plan.range.start;
-    let body = s3.store.read(&o, plan.range).map_err(|e| {
+    let mut body = s3.store.read(&o, plan.range);
+    // The first bytes are read before the head is sent, so that a chunk that cannot be read
+    // (too many shards lost) or no room in the memory budget is an error status (500, 503),
+    // not a 200 whose body breaks off. Later failures can only cut the body.
+    let first = body.next().await.transpose().map_err(to_s3)?;
+    let body = stream::iter(first.map(Ok)).chain(body).map_err(|e| {
         tracing::error!(error = %e, "read failed mid-stream");
         std::io::Error::other(e.to_string())
     });

@@ -172,11 +172,9 @@ pub(crate) async fn upload_part_copy(
     };
     // The bytes are read back and re-chunked; chunks identical to the source's are
     // deduplicated, so aligned copies store nothing new.
-    let length = range.end - range.start;
-    let body = s3.store.read(&src, range);
     let staged = s3
         .store
-        .stage_sized(body, cairn_types::limits::MAX_PART_SIZE, false, Some(length))
+        .stage_copy(&src, range, cairn_types::limits::MAX_PART_SIZE)
         .await
         .s3()?;
     let part = s3

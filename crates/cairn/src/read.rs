@@ -19,6 +19,17 @@ impl Store {
     /// are fetched `read_ahead` at a time; each is verified against its BLAKE3 id before any of
     /// its bytes are yielded.
     pub fn read(&self, object: &ObjectRecord, range: Range<u64>) -> BoxStream<'static, Result<Bytes>> {
+        self.read_with(object, range, true)
+    }
+
+    /// [`Store::read`], reserving each chunk's share of the memory budget when `budgeted`;
+    /// without, the caller's own reservation must cover `read_ahead + 1` chunks.
+    pub(crate) fn read_with(
+        &self,
+        object: &ObjectRecord,
+        range: Range<u64>,
+        budgeted: bool,
+    ) -> BoxStream<'static, Result<Bytes>> {
         let end = range.end.min(object.size);
         let start = range.start.min(end);
         match &object.body {
@@ -28,11 +39,11 @@ impl Store {
             }
             Body::Chunks(chunks) => {
                 let wanted: Vec<Piece> = pieces(chunks, 0, start..end).collect();
-                self.fetch_pieces(stream::iter(wanted.into_iter().map(Ok)))
+                self.fetch_pieces(stream::iter(wanted.into_iter().map(Ok)), budgeted)
             }
             Body::Paged(_) => {
                 let pieces = paged_pieces(self.inner.clone(), object.version_id.clone(), start..end);
-                self.fetch_pieces(pieces)
+                self.fetch_pieces(pieces, budgeted)
             }
         }
     }
@@ -45,6 +56,7 @@ impl Store {
     fn fetch_pieces(
         &self,
         pieces: impl futures::Stream<Item = Result<Piece>> + Send + 'static,
+        budgeted: bool,
     ) -> BoxStream<'static, Result<Bytes>> {
         let inner = self.inner.clone();
         let reserving = inner.clone();
@@ -54,7 +66,10 @@ impl Store {
                 let inner = reserving.clone();
                 async move {
                     let p = p?;
-                    let r = inner.budget.reserve(inner.chunk_cost(u64::from(p.0.len))).await?;
+                    let r = match budgeted {
+                        true => Some(inner.budget.reserve(inner.chunk_cost(u64::from(p.0.len))).await?),
+                        false => None,
+                    };
                     Ok::<_, Error>((p, r))
                 }
             })
@@ -77,7 +92,7 @@ impl Store {
 /// Bytes that keep their memory-budget reservation for as long as they live.
 struct Reserved {
     bytes: Bytes,
-    _reservation: Reservation,
+    _reservation: Option<Reservation>,
 }
 
 impl AsRef<[u8]> for Reserved {

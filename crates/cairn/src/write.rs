@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use cairn_chunk::{chunk_id, Chunker};
-use cairn_meta::{query, Body, ChunkRef};
+use cairn_meta::{query, Body, ChunkRef, ObjectRecord};
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
 use futures::{Stream, StreamExt};
@@ -87,10 +87,55 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let _base = self.inner.budget.reserve(self.upload_base(max_size, declared)).await?;
+        self.stage_reserved(body, max_size, allow_inline, declared).await
+    }
+
+    /// Stages bytes `range` of `source` (a version the caller read) as new data, for
+    /// UploadPartCopy: chunks identical to the source's are deduplicated, so an aligned copy
+    /// writes nothing new. The copy's whole working set — the upload's and the read-ahead of
+    /// the source — is reserved in one acquisition, so copies cannot hold part of the budget
+    /// while they wait for the rest.
+    pub async fn stage_copy(
+        &self,
+        source: &ObjectRecord,
+        range: std::ops::Range<u64>,
+        max_size: u64,
+    ) -> Result<Staged> {
+        let inner = &self.inner;
+        let length = range.end.saturating_sub(range.start);
+        let chunk = (inner.config.chunker.max_size as u64).min(length);
+        let reading = (inner.config.read_ahead as u64 + 1) * inner.chunk_cost(chunk);
+        let _all = inner
+            .budget
+            .reserve(self.upload_base(max_size, Some(length)) + reading)
+            .await?;
+        let body = self.read_with(source, range, false);
+        self.stage_reserved(body, max_size, false, Some(length)).await
+    }
+
+    /// What an upload reserves before reading its body: its chunker buffer and one chunk in
+    /// flight.
+    fn upload_base(&self, max_size: u64, declared: Option<u64>) -> u64 {
         let inner = &self.inner;
         let limit = declared.map_or(max_size, |d| d.min(max_size));
         let buffer = limit.min(inner.config.chunker.max_size as u64);
-        let _base = inner.budget.reserve(buffer + inner.chunk_cost(buffer)).await?;
+        buffer + inner.chunk_cost(buffer)
+    }
+
+    /// The body of [`Store::stage_sized`], once the caller holds the upload's base reservation.
+    async fn stage_reserved<S, E>(
+        &self,
+        body: S,
+        max_size: u64,
+        allow_inline: bool,
+        declared: Option<u64>,
+    ) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let inner = &self.inner;
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
         let mut md5 = Md5::new();

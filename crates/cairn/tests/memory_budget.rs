@@ -69,3 +69,72 @@ async fn uploads_wait_for_room_then_fail_and_reads_give_it_back() {
     assert_eq!(store.memory_reserved(), 0);
     store.shutdown().await;
 }
+
+/// UploadPartCopy's working set (its upload and its read of the source) is taken in one
+/// acquisition: with a budget that fits only one of them, a copy still goes through instead of
+/// holding the upload's share while its read waits for room that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_never_waits_for_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        memory_budget: 12 << 20,
+        memory_budget_wait: Duration::from_millis(200),
+        ..StoreConfig::default()
+    };
+    let store = Store::open_local(dir.path(), 1, config).await.unwrap();
+    store
+        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
+        .await
+        .unwrap();
+    let mut x = 99u64;
+    let body: Vec<u8> = (0..6_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let frames = vec![Ok::<_, std::io::Error>(Bytes::from(body.clone()))];
+    let staged = store.stage(stream::iter(frames), u64::MAX, true).await.unwrap();
+    let bucket = store.bucket_guard("bkt").await.unwrap();
+    let src = store
+        .commit_object(
+            &bucket,
+            "src",
+            staged,
+            ObjectAttrs::default(),
+            Default::default(),
+            "me",
+            PutConditions::default(),
+        )
+        .await
+        .unwrap();
+
+    // More than a chunker buffer: the upload's share alone is the whole budget.
+    let copied = store.stage_copy(&src, 1000..5_500_000, u64::MAX).await.unwrap();
+    assert_eq!(copied.size(), 5_499_000);
+    assert_eq!(store.memory_reserved(), 0);
+    let o = store
+        .commit_object(
+            &bucket,
+            "dst",
+            copied,
+            ObjectAttrs::default(),
+            Default::default(),
+            "me",
+            PutConditions::default(),
+        )
+        .await
+        .unwrap();
+    let back: Vec<Bytes> = store.read(&o, 0..o.size).try_collect().await.unwrap();
+    assert_eq!(back.concat(), &body[1000..5_500_000]);
+    drop(back);
+    assert_eq!(store.memory_reserved(), 0);
+    // The same copy as a read fed to an upload holds the whole budget and waits for more.
+    let read = store.read(&src, 1000..5_500_000);
+    let stalled = store.stage_sized(read, u64::MAX, false, Some(5_499_000)).await;
+    let e = stalled.expect_err("a read fed to an upload waits for the room the upload holds");
+    assert!(e.to_string().contains("memory budget"), "{e}");
+    store.shutdown().await;
+}

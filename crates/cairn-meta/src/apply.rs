@@ -67,7 +67,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             let old = read::<ObjectRecord>(kv, &k)?;
             check_conditions(old.as_ref(), *if_none_match, if_match.as_deref())?;
             if let Body::Chunks(chunks) = &object.body {
-                add_refs(kv, chunks, written, *scheme)?;
+                add_refs(kv, chunks, Some((written, *scheme)))?;
             }
             if let Some(old) = old {
                 drop_version(kv, &old)?;
@@ -111,7 +111,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
         } => {
             require_upload(kv, bucket, key, upload_id)?;
             let pk = keys::part_key(upload_id, part.number);
-            add_refs(kv, part_chunks(part)?, written, *scheme)?;
+            add_refs(kv, part_chunks(part)?, Some((written, *scheme)))?;
             if let Some(old) = read::<PartRecord>(kv, &pk)? {
                 drop_refs(kv, part_chunks(&old)?)?;
             }
@@ -331,7 +331,7 @@ fn copy_object(
     // must not see its chunks' counts touch zero.
     match &source.body {
         Body::Inline(_) => {}
-        Body::Chunks(chunks) => ref_existing(kv, chunks)?,
+        Body::Chunks(chunks) => add_refs(kv, chunks, None)?,
         Body::Paged(_) => manifest::copy(kv, &source.version_id, version_id)?,
     }
     if let Some(old) = old {
@@ -427,18 +427,23 @@ fn all_parts(kv: &impl KvWrite, upload_id: &str) -> Result<Vec<PartRecord>> {
 }
 
 /// Adds one reference per occurrence of each chunk. A chunk with no live record may only be
-/// referenced if the proposer wrote it; otherwise the command fails with `ChunksGone`.
-fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: &[ChunkId], scheme: ErasureScheme) -> Result<()> {
-    let written: HashSet<&ChunkId> = written.iter().collect();
+/// referenced if it is among the chunks the proposer wrote (`written`, with the scheme it
+/// wrote them in; `None` for a command that writes nothing, such as a copy); otherwise the
+/// command fails with `ChunksGone`.
+fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: Option<(&[ChunkId], ErasureScheme)>) -> Result<()> {
+    let (new, scheme): (HashSet<&ChunkId>, _) = match written {
+        Some((ids, scheme)) => (ids.iter().collect(), Some(scheme)),
+        None => (HashSet::new(), None),
+    };
     let mut gone = Vec::new();
     for c in chunks {
         let k = keys::chunk_key(&c.id);
-        let rec = match read::<ChunkRecord>(kv, &k)? {
-            Some(mut r) if r.refcount > 0 => {
+        let rec = match (read::<ChunkRecord>(kv, &k)?, scheme) {
+            (Some(mut r), _) if r.refcount > 0 => {
                 r.refcount += 1;
                 r
             }
-            _ if written.contains(&c.id) => ChunkRecord {
+            (_, Some(scheme)) if new.contains(&c.id) => ChunkRecord {
                 refcount: 1,
                 len: c.len,
                 scheme,
@@ -449,26 +454,6 @@ fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: &[ChunkId], sch
             }
         };
         kv.put(k, encode(&rec));
-    }
-    if gone.is_empty() {
-        Ok(())
-    } else {
-        Err(MetaError::ChunksGone(gone))
-    }
-}
-
-/// Adds one reference per occurrence of each chunk, all of which must be live (referenced).
-fn ref_existing(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
-    let mut gone = Vec::new();
-    for c in chunks {
-        let k = keys::chunk_key(&c.id);
-        match read::<ChunkRecord>(kv, &k)? {
-            Some(mut r) if r.refcount > 0 => {
-                r.refcount += 1;
-                kv.put(k, encode(&r));
-            }
-            _ => gone.push(c.id),
-        }
     }
     if gone.is_empty() {
         Ok(())

@@ -8,7 +8,7 @@ use crate::keys::{self, prefix_end};
 use crate::kv::{KvRead, KvWrite};
 use crate::records::{Body, ManifestPage, ObjectRecord, PagedManifest, MANIFEST_INLINE_MAX, MANIFEST_PAGE_REFS};
 
-use super::{corrupt, drop_refs, ref_existing, store, Result};
+use super::{add_refs, corrupt, drop_refs, store, Result};
 
 /// Pages read per scan while walking a manifest.
 const WALK_BATCH: usize = 64;
@@ -72,7 +72,7 @@ pub(super) fn copy(kv: &mut impl KvWrite, from: &str, to: &str) -> Result<()> {
     loop {
         let batch = page_batch(kv, from, &cursor)?;
         for (_, page) in &batch {
-            ref_existing(kv, &page.chunks)?;
+            add_refs(kv, &page.chunks, None)?;
             kv.put(keys::manifest_page_key(to, page.end()), encode(page));
         }
         if !advance(&mut cursor, &batch) {

@@ -1,6 +1,6 @@
 //! Manifests stored apart from their records: paging, reading by offset, retiring, copying.
 
-use super::tests::{bucket, held, obj, part, put_version, refs, run, scheme};
+use super::tests::{bucket, create_upload, held, obj, part, put_version, refs, run, scheme};
 use super::*;
 use crate::kv::MemKv;
 use crate::query;
@@ -104,16 +104,7 @@ fn a_replaced_version_drops_its_references_and_keeps_its_pages_until_collected()
 fn a_completed_upload_of_many_parts_keeps_its_layout_apart() {
     let mut kv = MemKv::default();
     bucket(&mut kv, "b1");
-    let upload = UploadRecord {
-        upload_id: "u1".into(),
-        bucket: "b1".into(),
-        key: "big".into(),
-        initiated: 1,
-        attrs: Default::default(),
-        checksum_algorithm: None,
-        owner: "alice".into(),
-    };
-    run(&mut kv, &Command::CreateUpload { upload }).unwrap();
+    create_upload(&mut kv, "big", "u1");
     let etag = "0cc175b9c0f1b6a831c399e269772661";
     let mut listed = Vec::new();
     for n in 1..=40u32 {

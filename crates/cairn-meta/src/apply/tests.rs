@@ -177,6 +177,20 @@ fn conditional_puts() {
     run(&mut kv, &cmd(false, Some("\"e1\""))).unwrap();
 }
 
+/// Starts upload `upload_id` of `b1/key`, owned by alice.
+pub(super) fn create_upload(kv: &mut MemKv, key: &str, upload_id: &str) {
+    let upload = UploadRecord {
+        upload_id: upload_id.into(),
+        bucket: "b1".into(),
+        key: key.into(),
+        initiated: 1,
+        attrs: Default::default(),
+        checksum_algorithm: None,
+        owner: "alice".into(),
+    };
+    run(kv, &Command::CreateUpload { upload }).unwrap();
+}
+
 pub(super) fn part(n: u32, size: u64, etag: &str, chunk: u8) -> PartRecord {
     PartRecord {
         number: n,
@@ -224,16 +238,7 @@ fn malformed_commands_are_refused_without_touching_the_state() {
 fn multipart_complete_checks_parts_and_moves_references() {
     let mut kv = MemKv::default();
     bucket(&mut kv, "b1");
-    let upload = UploadRecord {
-        upload_id: "u1".into(),
-        bucket: "b1".into(),
-        key: "big".into(),
-        initiated: 1,
-        attrs: Default::default(),
-        checksum_algorithm: None,
-        owner: "alice".into(),
-    };
-    run(&mut kv, &Command::CreateUpload { upload }).unwrap();
+    create_upload(&mut kv, "big", "u1");
     let md5a = "0cc175b9c0f1b6a831c399e269772661";
     let md5b = "92eb5ffee6ae2fec3ad71c777531578f";
     for (n, size, e, c) in [(1, 100, md5a, 1u8), (2, 5, md5b, 2), (3, 100, md5a, 3)] {
@@ -351,16 +356,7 @@ fn a_guarded_write_lands_only_in_the_bucket_it_checked() {
 fn deleting_a_bucket_discards_its_incomplete_uploads() {
     let mut kv = MemKv::default();
     bucket(&mut kv, "b1");
-    let upload = UploadRecord {
-        upload_id: "u1".into(),
-        bucket: "b1".into(),
-        key: "k".into(),
-        initiated: 1,
-        attrs: Default::default(),
-        checksum_algorithm: None,
-        owner: "alice".into(),
-    };
-    run(&mut kv, &Command::CreateUpload { upload }).unwrap();
+    create_upload(&mut kv, "k", "u1");
     run(
         &mut kv,
         &Command::PutPart {
@@ -536,16 +532,7 @@ fn upload_keys_with_nul_bytes_stay_unambiguous_and_ordered() {
     let keys = ["a", "a\0", "a\0b", "a\u{1}", "a\0\0", "b"];
     for (i, key) in keys.iter().enumerate() {
         for u in ["u1", "u2"] {
-            let upload = UploadRecord {
-                upload_id: format!("{u}-{i}"),
-                bucket: "b1".into(),
-                key: (*key).into(),
-                initiated: 1,
-                attrs: Default::default(),
-                checksum_algorithm: None,
-                owner: "alice".into(),
-            };
-            run(&mut kv, &Command::CreateUpload { upload }).unwrap();
+            create_upload(&mut kv, key, &format!("{u}-{i}"));
         }
     }
     let listed = |prefix: &str, key_marker: &str, id_marker: &str| -> Vec<(String, String)> {

@@ -88,6 +88,7 @@ impl Store {
         E: std::fmt::Display,
     {
         let _base = self.inner.budget.reserve(self.upload_base(max_size, declared)).await?;
+        let body = body.map(|r| r.map_err(|e| Error::Body(e.to_string())));
         self.stage_reserved(body, max_size, allow_inline, declared).await
     }
 
@@ -124,7 +125,9 @@ impl Store {
     }
 
     /// The body of [`Store::stage_sized`], once the caller holds the upload's base reservation.
-    async fn stage_reserved<S, E>(
+    /// `body`'s errors keep their kind: a client's broken stream arrives as [`Error::Body`], a
+    /// copy's unreadable source as the read's own error.
+    async fn stage_reserved<S>(
         &self,
         body: S,
         max_size: u64,
@@ -132,36 +135,28 @@ impl Store {
         declared: Option<u64>,
     ) -> Result<Staged>
     where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
+        S: Stream<Item = Result<Bytes>> + Send,
     {
         let inner = &self.inner;
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
         let mut md5 = Md5::new();
         let mut size = 0u64;
-        let mut tasks: VecDeque<ChunkTask> = VecDeque::new();
-        let mut refs = Vec::new();
-        let mut written = Vec::new();
+        let mut in_flight = InFlight::default();
         let mut emitted = false;
         while let Some(item) = body.next().await {
-            let data = item.map_err(|e| Error::Body(e.to_string()))?;
+            let data = item?;
             size += data.len() as u64;
             if size > max_size {
-                abort_all(&mut tasks);
                 return Err(Error::TooLarge(size));
             }
             if declared.is_some_and(|d| size > d) {
-                abort_all(&mut tasks);
                 return Err(Error::Body("the body is longer than its declared length".into()));
             }
             md5.update(&data);
             for chunk in chunker.push(&data) {
                 emitted = true;
-                if let Err(e) = self.spawn_chunk(&mut tasks, &mut refs, &mut written, chunk).await {
-                    abort_all(&mut tasks);
-                    return Err(e);
-                }
+                in_flight.push(inner, chunk).await?;
             }
         }
         let md5: [u8; 16] = md5.finalize().into();
@@ -175,21 +170,13 @@ impl Store {
                 size,
                 md5,
                 body: Body::Inline(all.to_vec()),
-                written,
+                written: Vec::new(),
             });
         }
         for chunk in tail {
-            if let Err(e) = self.spawn_chunk(&mut tasks, &mut refs, &mut written, chunk).await {
-                abort_all(&mut tasks);
-                return Err(e);
-            }
+            in_flight.push(inner, chunk).await?;
         }
-        while !tasks.is_empty() {
-            if let Err(e) = collect(&mut tasks, &mut refs, &mut written).await {
-                abort_all(&mut tasks);
-                return Err(e);
-            }
-        }
+        let (refs, written) = in_flight.finish().await?;
         Ok(Staged {
             size,
             md5,
@@ -197,49 +184,69 @@ impl Store {
             written,
         })
     }
+}
 
+/// The chunks of one upload being stored, oldest first, and the references of those done.
+/// Dropped with chunks still running (the upload failed, or its client went away and the
+/// request was cancelled), it aborts them: their shards are garbage for the collector.
+#[derive(Default)]
+struct InFlight {
+    tasks: VecDeque<ChunkTask>,
+    refs: Vec<ChunkRef>,
+    written: Vec<ChunkId>,
+}
+
+impl InFlight {
     /// Starts storing `chunk`. With no chunk in flight it runs on the upload's base
     /// reservation; otherwise it needs room in the budget now (never waited for) and a free
     /// slot of `write_concurrency`, and without them the oldest chunk in flight is finished
     /// first.
-    async fn spawn_chunk(
-        &self,
-        tasks: &mut VecDeque<ChunkTask>,
-        refs: &mut Vec<ChunkRef>,
-        written: &mut Vec<ChunkId>,
-        chunk: Bytes,
-    ) -> Result<()> {
-        let inner = &self.inner;
+    async fn push(&mut self, inner: &Arc<Inner>, chunk: Bytes) -> Result<()> {
         loop {
-            if tasks.is_empty() {
-                tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk, None)));
+            if self.tasks.is_empty() {
+                self.tasks
+                    .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, None)));
                 return Ok(());
             }
-            if tasks.len() < inner.config.write_concurrency {
+            if self.tasks.len() < inner.config.write_concurrency {
                 if let Some(r) = inner.budget.try_reserve(inner.chunk_cost(chunk.len() as u64)) {
-                    tasks.push_back(tokio::spawn(store_chunk(inner.clone(), chunk, Some(r))));
+                    self.tasks
+                        .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, Some(r))));
                     return Ok(());
                 }
             }
-            collect(tasks, refs, written).await?;
+            self.finish_oldest().await?;
         }
     }
-}
 
-fn abort_all(tasks: &mut VecDeque<ChunkTask>) {
-    for t in tasks.drain(..) {
-        t.abort();
+    /// Waits for the oldest chunk in flight, if any, and records its reference.
+    async fn finish_oldest(&mut self) -> Result<()> {
+        let Some(task) = self.tasks.pop_front() else {
+            return Ok(());
+        };
+        let (r, wrote) = task.await.map_err(|e| Error::Storage(e.to_string()))??;
+        self.refs.push(r);
+        if wrote {
+            self.written.push(r.id);
+        }
+        Ok(())
+    }
+
+    /// Waits for every chunk; returns the references in order and the chunks written.
+    async fn finish(mut self) -> Result<(Vec<ChunkRef>, Vec<ChunkId>)> {
+        while !self.tasks.is_empty() {
+            self.finish_oldest().await?;
+        }
+        Ok((std::mem::take(&mut self.refs), std::mem::take(&mut self.written)))
     }
 }
 
-async fn collect(tasks: &mut VecDeque<ChunkTask>, refs: &mut Vec<ChunkRef>, written: &mut Vec<ChunkId>) -> Result<()> {
-    let task = tasks.pop_front().expect("caller checked");
-    let (r, wrote) = task.await.map_err(|e| Error::Storage(e.to_string()))??;
-    refs.push(r);
-    if wrote {
-        written.push(r.id);
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
-    Ok(())
 }
 
 /// Hashes one chunk; if no live record has it, encodes it and writes its shards, each to its

@@ -129,6 +129,9 @@ async fn three_lost_shards_of_six_fail_loudly() {
         matches!(r, Err(cairn::Error::Storage(_))),
         "reading with 3 of 6 shards lost must fail, not return garbage"
     );
+    // Copying from it (UploadPartCopy) fails as the store's fault, not as a broken client body.
+    let copied = store.stage_copy(&o, 0..o.size, u64::MAX).await;
+    assert!(matches!(copied, Err(cairn::Error::Storage(_))), "{copied:?}");
     store.shutdown().await;
 }
 

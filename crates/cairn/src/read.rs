@@ -66,9 +66,10 @@ impl Store {
                 let inner = reserving.clone();
                 async move {
                     let p = p?;
-                    let r = match budgeted {
-                        true => Some(inner.budget.reserve(inner.chunk_cost(u64::from(p.0.len))).await?),
-                        false => None,
+                    let r = if budgeted {
+                        Some(inner.budget.reserve(inner.chunk_cost(u64::from(p.0.len))).await?)
+                    } else {
+                        None
                     };
                     Ok::<_, Error>((p, r))
                 }
@@ -137,12 +138,10 @@ fn paged_pieces(
             if cursor >= range.end {
                 return Ok(None);
             }
-            let reader = inner.meta.reader();
             let v = version.clone();
-            let pages: Vec<ManifestPage> =
-                tokio::task::spawn_blocking(move || query::manifest_pages(&*reader, &v, cursor, PAGES_PER_READ))
-                    .await
-                    .map_err(|e| Error::Storage(e.to_string()))??;
+            let pages: Vec<ManifestPage> = inner
+                .query(move |kv| query::manifest_pages(kv, &v, cursor, PAGES_PER_READ))
+                .await?;
             let next = match pages.last() {
                 Some(p) if pages[0].start <= cursor => p.end(),
                 _ => {
@@ -164,10 +163,9 @@ fn paged_pieces(
 /// Fetches a chunk: its data shards first, the parity shards only if a data shard is missing
 /// or corrupt; then decodes and verifies BLAKE3.
 pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes> {
-    let reader = inner.meta.reader();
-    let record = tokio::task::spawn_blocking(move || query::chunk(&*reader, &c.id))
-        .await
-        .map_err(|e| Error::Storage(e.to_string()))??
+    let record = inner
+        .query(move |kv| query::chunk(kv, &c.id))
+        .await?
         .ok_or_else(|| Error::Storage(format!("chunk {} has no record", c.id)))?;
     let codec = if record.scheme == inner.codec.scheme() {
         inner.codec.clone()

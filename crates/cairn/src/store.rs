@@ -127,6 +127,18 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Runs a read of the metadata on the blocking pool (RocksDB reads block).
+    pub(crate) async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn cairn_meta::KvRead) -> std::result::Result<T, MetaError> + Send + 'static,
+    ) -> Result<T> {
+        let reader = self.meta.reader();
+        tokio::task::spawn_blocking(move || f(&*reader))
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?
+            .map_err(Error::from)
+    }
+
     /// Memory a chunk of `len` bytes takes while it is encoded or decoded: the chunk and its
     /// shards.
     pub(crate) fn chunk_cost(&self, len: u64) -> u64 {
@@ -240,11 +252,7 @@ impl Store {
         &self,
         f: impl FnOnce(&dyn cairn_meta::KvRead) -> std::result::Result<T, MetaError> + Send + 'static,
     ) -> Result<T> {
-        let reader = self.inner.meta.reader();
-        tokio::task::spawn_blocking(move || f(&*reader))
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?
-            .map_err(Error::from)
+        self.inner.query(f).await
     }
 
     // ---- buckets ----

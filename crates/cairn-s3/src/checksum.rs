@@ -54,6 +54,22 @@ fn to_checksums(c: s3s::dto::Checksum) -> Checksums {
     }
 }
 
+/// The algorithm (upper case, as S3 names it) of the first checksum `given` holds.
+pub(crate) fn algorithm_of(given: &Checksums) -> Option<String> {
+    NAMES
+        .iter()
+        .find(|n| get(given, n).is_some())
+        .map(|n| n.to_ascii_uppercase())
+}
+
+/// Whether some checksum `claimed` holds differs from (or is missing in) `stored`.
+pub(crate) fn contradicts(claimed: &Checksums, stored: &Checksums) -> bool {
+    NAMES.iter().any(|n| {
+        let c = get(claimed, n);
+        c.is_some() && c != get(stored, n)
+    })
+}
+
 /// Hashes a body as it streams by and checks it against the client's claims at the end.
 pub(crate) struct BodyCheck {
     hasher: ChecksumHasher,

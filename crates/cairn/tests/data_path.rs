@@ -5,42 +5,12 @@ use bytes::Bytes;
 use cairn::{BucketName, ListRequest, ObjectAttrs, PutConditions, Store, StoreConfig};
 use futures::{stream, TryStreamExt};
 
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-async fn put(store: &Store, key: &str, body: &[u8]) -> cairn::ObjectRecord {
-    // Feed the body in uneven frames, as a network would.
-    let frames: Vec<Result<Bytes, std::io::Error>> =
-        body.chunks(70_001).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    let staged = store.stage(stream::iter(frames), u64::MAX, true).await.unwrap();
-    let bucket = store.bucket_guard("bkt").await.unwrap();
-    store
-        .commit_object(
-            &bucket,
-            key,
-            staged,
-            ObjectAttrs::default(),
-            Default::default(),
-            "me",
-            PutConditions::default(),
-        )
-        .await
-        .unwrap()
-}
+mod common;
+use common::{data, open_with_bucket, put, read};
 
 async fn get(store: &Store, key: &str, range: std::ops::Range<u64>) -> Vec<u8> {
     let o = store.object("bkt", key).await.unwrap();
-    let parts: Vec<Bytes> = store.read(&o, range).try_collect().await.unwrap();
-    parts.concat()
+    read(store, &o, range).await
 }
 
 fn segment_files(dir: &std::path::Path, disk: usize) -> Vec<std::path::PathBuf> {
@@ -109,11 +79,7 @@ async fn three_lost_shards_of_six_fail_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let big = data(3 << 20, 2);
     {
-        let store = Store::open_local(dir.path(), 6, StoreConfig::default()).await.unwrap();
-        store
-            .create_bucket(&BucketName::new("bkt").unwrap(), "me")
-            .await
-            .unwrap();
+        let store = open_with_bucket(dir.path(), 6, StoreConfig::default()).await;
         put(&store, "big", &big).await;
         store.shutdown().await;
     }

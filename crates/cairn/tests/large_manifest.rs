@@ -2,9 +2,10 @@
 //! reads of any range walk the pages lazily, copies share them, a replaced version stays
 //! readable for reads already under way, and all of it survives a restart.
 
-use bytes::Bytes;
 use cairn::{Body, ChunkerParams, ObjectAttrs, PutConditions, Store, StoreConfig};
-use futures::{stream, TryStreamExt};
+
+mod common;
+use common::{data, frames, open_with_bucket, put, read};
 
 /// Small chunks, so a few MiB make thousands of them (several manifest pages).
 fn config() -> StoreConfig {
@@ -18,46 +19,6 @@ fn config() -> StoreConfig {
         min_part_size: 1,
         ..StoreConfig::default()
     }
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn frames(body: &[u8]) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    let frames: Vec<Result<Bytes, std::io::Error>> =
-        body.chunks(70_001).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    stream::iter(frames)
-}
-
-async fn put(store: &Store, key: &str, body: &[u8]) -> cairn::ObjectRecord {
-    let staged = store.stage(frames(body), u64::MAX, true).await.unwrap();
-    let bucket = store.bucket_guard("bkt").await.unwrap();
-    store
-        .commit_object(
-            &bucket,
-            key,
-            staged,
-            ObjectAttrs::default(),
-            Default::default(),
-            "me",
-            PutConditions::default(),
-        )
-        .await
-        .unwrap()
-}
-
-async fn read(store: &Store, o: &cairn::ObjectRecord, range: std::ops::Range<u64>) -> Vec<u8> {
-    let parts: Vec<Bytes> = store.read(o, range).try_collect().await.unwrap();
-    parts.concat()
 }
 
 /// Seeded ranges over `len` bytes, including both ends and empty ones.
@@ -82,11 +43,7 @@ fn ranges(len: u64, seed: u64) -> Vec<std::ops::Range<u64>> {
 async fn a_paged_object_reads_back_any_range_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let body = data(12 << 20, 11);
-    let store = Store::open_local(dir.path(), 1, config()).await.unwrap();
-    store
-        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
-        .await
-        .unwrap();
+    let store = open_with_bucket(dir.path(), 1, config()).await;
     let o = put(&store, "big", &body).await;
     let Body::Paged(m) = o.body else {
         panic!("a manifest of thousands of chunks stays in the record: {:?}", o.body)
@@ -114,11 +71,7 @@ async fn a_paged_object_reads_back_any_range_and_survives_a_restart() {
 async fn copies_share_pages_and_a_replaced_version_stays_readable_for_reads_under_way() {
     let dir = tempfile::tempdir().unwrap();
     let body = data(6 << 20, 12);
-    let store = Store::open_local(dir.path(), 1, config()).await.unwrap();
-    store
-        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
-        .await
-        .unwrap();
+    let store = open_with_bucket(dir.path(), 1, config()).await;
     let src = put(&store, "src", &body).await;
     let guard = store.bucket_guard("bkt").await.unwrap();
     let before = store.stats().live_bytes;
@@ -152,11 +105,7 @@ async fn copies_share_pages_and_a_replaced_version_stays_readable_for_reads_unde
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_object_of_many_parts_finds_each_part() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_local(dir.path(), 1, config()).await.unwrap();
-    store
-        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
-        .await
-        .unwrap();
+    let store = open_with_bucket(dir.path(), 1, config()).await;
     let guard = store.bucket_guard("bkt").await.unwrap();
     let up = store
         .create_upload(&guard, "mp", ObjectAttrs::default(), None, "me")

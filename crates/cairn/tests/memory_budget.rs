@@ -5,8 +5,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn::{ObjectAttrs, PutConditions, Store, StoreConfig};
+use cairn::StoreConfig;
 use futures::{stream, StreamExt, TryStreamExt};
+
+mod common;
+use common::{commit, data, open_with_bucket, put};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_wait_for_room_then_fail_and_reads_give_it_back() {
@@ -17,11 +20,7 @@ async fn uploads_wait_for_room_then_fail_and_reads_give_it_back() {
         memory_budget_wait: Duration::from_millis(200),
         ..StoreConfig::default()
     };
-    let store = Store::open_local(dir.path(), 1, config).await.unwrap();
-    store
-        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
-        .await
-        .unwrap();
+    let store = open_with_bucket(dir.path(), 1, config).await;
 
     // An upload of unknown length holds its working set while
     // its client is slow to send: here, the whole budget.
@@ -46,19 +45,7 @@ async fn uploads_wait_for_room_then_fail_and_reads_give_it_back() {
     let staged = slow.await.unwrap().unwrap();
     assert_eq!(staged.size(), 100_000);
     assert_eq!(store.memory_reserved(), 0);
-    let bucket = store.bucket_guard("bkt").await.unwrap();
-    let o = store
-        .commit_object(
-            &bucket,
-            "k",
-            staged,
-            ObjectAttrs::default(),
-            Default::default(),
-            "me",
-            PutConditions::default(),
-        )
-        .await
-        .unwrap();
+    let o = commit(&store, "k", staged).await;
 
     // A read holds its share while its bytes are alive, and gives it back when they drop.
     let mut reading = store.read(&o, 0..o.size);
@@ -81,52 +68,15 @@ async fn a_copy_never_waits_for_itself() {
         memory_budget_wait: Duration::from_millis(200),
         ..StoreConfig::default()
     };
-    let store = Store::open_local(dir.path(), 1, config).await.unwrap();
-    store
-        .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
-        .await
-        .unwrap();
-    let mut x = 99u64;
-    let body: Vec<u8> = (0..6_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let frames = vec![Ok::<_, std::io::Error>(Bytes::from(body.clone()))];
-    let staged = store.stage(stream::iter(frames), u64::MAX, true).await.unwrap();
-    let bucket = store.bucket_guard("bkt").await.unwrap();
-    let src = store
-        .commit_object(
-            &bucket,
-            "src",
-            staged,
-            ObjectAttrs::default(),
-            Default::default(),
-            "me",
-            PutConditions::default(),
-        )
-        .await
-        .unwrap();
+    let store = open_with_bucket(dir.path(), 1, config).await;
+    let body = data(6_000_000, 99);
+    let src = put(&store, "src", &body).await;
 
     // More than a chunker buffer: the upload's share alone is the whole budget.
     let copied = store.stage_copy(&src, 1000..5_500_000, u64::MAX).await.unwrap();
     assert_eq!(copied.size(), 5_499_000);
     assert_eq!(store.memory_reserved(), 0);
-    let o = store
-        .commit_object(
-            &bucket,
-            "dst",
-            copied,
-            ObjectAttrs::default(),
-            Default::default(),
-            "me",
-            PutConditions::default(),
-        )
-        .await
-        .unwrap();
+    let o = commit(&store, "dst", copied).await;
     let back: Vec<Bytes> = store.read(&o, 0..o.size).try_collect().await.unwrap();
     assert_eq!(back.concat(), &body[1000..5_500_000]);
     drop(back);

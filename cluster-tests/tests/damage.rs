@@ -21,6 +21,16 @@ fn first_segment(data: &Path, disk: usize) -> PathBuf {
     segs.remove(0)
 }
 
+/// Flips 64 bytes inside the first record's payload of segment `seg` (past the segment
+/// header and the record header).
+fn damage_first_record(seg: &Path) {
+    let mut bytes = std::fs::read(seg).unwrap();
+    for b in &mut bytes[4096..4160] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(seg, &bytes).unwrap();
+}
+
 fn damage_and_check(disks: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -40,11 +50,7 @@ fn damage_and_check(disks: usize) {
     // the first object's first chunk.
     let seg = first_segment(&data, 0);
     let len_before = std::fs::metadata(&seg).unwrap().len();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    for b in &mut bytes[4096..4160] {
-        *b ^= 0x5A;
-    }
-    std::fs::write(&seg, &bytes).unwrap();
+    damage_first_record(&seg);
 
     let server = Server::start(&data, disks);
     assert_eq!(
@@ -102,12 +108,7 @@ fn an_unreadable_first_chunk_is_an_error_status() {
     write_random_file(&f, 100_000, 77);
     server.aws_ok(&["s3", "cp", f.to_str().unwrap(), "s3://bkt/one"]);
     assert!(server.stop().success());
-    let seg = first_segment(&data, 0);
-    let mut bytes = std::fs::read(&seg).unwrap();
-    for b in &mut bytes[4096..4160] {
-        *b ^= 0x5A;
-    }
-    std::fs::write(&seg, &bytes).unwrap();
+    damage_first_record(&first_segment(&data, 0));
 
     let server = Server::start(&data, 1);
     let out = tmp.path().join("back");

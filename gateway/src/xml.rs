@@ -32,11 +32,11 @@ pub(crate) fn escape_carriage_returns(resp: &mut http::Response<s3s::Body>) {
 fn escape(xml: &[u8]) -> Bytes {
     let crs = xml.iter().filter(|&&b| b == b'\r').count();
     let mut out = BytesMut::with_capacity(xml.len() + crs * 4);
-    for part in xml.split(|&b| b == b'\r').enumerate() {
-        if part.0 > 0 {
+    for (i, piece) in xml.split(|&b| b == b'\r').enumerate() {
+        if i > 0 {
             out.put_slice(b"&#13;");
         }
-        out.put_slice(part.1);
+        out.put_slice(piece);
     }
     out.freeze()
 }

@@ -65,7 +65,7 @@ pub struct ServerConfig {
     pub max_inflight_requests: usize,
     /// Largest request header section in bytes.
     pub max_header_bytes: usize,
-    /// Largest file of a browser-form POST upload, in bytes (held in memory while it uploads).
+    /// Largest file of a browser-form POST upload, in bytes (it streams like a PUT body).
     pub post_object_max_bytes: u64,
     /// Most browser-form POST uploads in flight.
     pub max_form_uploads: usize,

@@ -10,7 +10,9 @@
 //!   large) get their S3 error without reaching authentication; past `max_inflight` requests in
 //!   flight, a request gets `503 SlowDown` at once (SDKs retry it). A request counts as in
 //!   flight until its response body has been sent. An `aws-chunked` body is watched by
-//!   [`crate::chunked::ChunkCap`] on its way to s3s.
+//!   [`crate::chunked::ChunkCap`] on its way to s3s. Browser-form uploads (at most
+//!   `max_form_uploads` at once) go to [`cairn_s3::PostObject`], which streams them, instead of
+//!   s3s, which would buffer the file.
 
 use std::future::Future;
 use std::io;
@@ -43,8 +45,9 @@ pub struct HttpLimits {
     pub max_inflight: usize,
     /// Largest request header section (request line and headers), in bytes.
     pub max_header_bytes: usize,
-    /// Most browser-form POST uploads in flight (each may hold its whole file in memory,
-    /// up to `post_object_max_bytes`); beyond it, `503 SlowDown`.
+    /// Most browser-form POST uploads in flight; beyond it, `503 SlowDown`. Each holds its
+    /// form fields (at most 64 KiB) and the parser's buffer (at most 128 KiB) besides what the
+    /// memory budget accounts for.
     pub max_form_uploads: usize,
 }
 
@@ -56,7 +59,7 @@ impl Default for HttpLimits {
             max_connections: 8192,
             max_inflight: 1024,
             max_header_bytes: 16 * 1024,
-            max_form_uploads: 16,
+            max_form_uploads: 64,
         }
     }
 }
@@ -181,29 +184,22 @@ impl Body for GuardedBody {
     }
 }
 
-/// The S3 service behind the screen and the in-flight cap.
+/// The S3 service behind the screen and the in-flight cap; browser-form uploads go to the
+/// streaming form handler instead of s3s.
 #[derive(Clone)]
 pub(crate) struct S3Front {
     inner: s3s::service::S3Service,
+    post_object: cairn_s3::PostObject,
     inflight: Arc<Semaphore>,
     form_uploads: Arc<Semaphore>,
     max_header_bytes: usize,
 }
 
-/// Whether a request is a browser-form upload (POST of multipart/form-data).
-fn is_form_upload<B>(req: &http::Request<B>) -> bool {
-    req.method() == http::Method::POST
-        && req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
-}
-
 impl S3Front {
-    pub(crate) fn new(inner: s3s::service::S3Service, limits: &HttpLimits) -> Self {
+    pub(crate) fn new(services: cairn_s3::Services, limits: &HttpLimits) -> Self {
         Self {
-            inner,
+            inner: services.s3,
+            post_object: services.post_object.fields_timeout(limits.header_read_timeout),
             inflight: Arc::new(Semaphore::new(limits.max_inflight)),
             form_uploads: Arc::new(Semaphore::new(limits.max_form_uploads)),
             max_header_bytes: limits.max_header_bytes,
@@ -237,7 +233,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
             return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down()))));
         };
-        let form_permit = if is_form_upload(&req) {
+        let form_permit = if cairn_s3::is_form_upload(&req) {
             match self.form_uploads.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down())))),
@@ -245,19 +241,22 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         } else {
             None
         };
-        let fut: BoxFuture<'static, Result<http::Response<s3s::Body>, s3s::HttpError>> =
-            if crate::chunked::is_aws_chunked(req.headers()) {
-                // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
-                let req = req.map(|b| s3s::Body::http_body(crate::chunked::ChunkCap::new(b)));
-                let inner = self.inner.clone();
-                Box::pin(async move { inner.call(req).await })
-            } else {
-                hyper::service::Service::call(&self.inner, req)
-            };
+        let fut: BoxFuture<'static, Result<http::Response<s3s::Body>, s3s::HttpError>> = if form_permit.is_some() {
+            let post_object = self.post_object.clone();
+            let req = req.map(s3s::Body::from);
+            Box::pin(async move { Ok(post_object.handle(req).await) })
+        } else if crate::chunked::is_aws_chunked(req.headers()) {
+            // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
+            let req = req.map(|b| s3s::Body::http_body(crate::chunked::ChunkCap::new(b)));
+            let inner = self.inner.clone();
+            Box::pin(async move { inner.call(req).await })
+        } else {
+            hyper::service::Service::call(&self.inner, req)
+        };
         Box::pin(async move {
             let mut resp = fut.await?;
             crate::xml::escape_carriage_returns(&mut resp);
-            // The form's file has been consumed once the handler has answered.
+            // The form's file has been read once the handler has answered.
             drop(form_permit);
             Ok(resp.map(|inner| GuardedBody {
                 inner,

@@ -15,10 +15,12 @@ mod auth;
 mod bucket;
 mod checksum;
 mod error;
+mod form_auth;
 mod host;
 mod list;
 mod multipart;
 mod object;
+mod post_object;
 mod screen;
 mod util;
 
@@ -31,6 +33,7 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 
 pub use auth::{CairnAccess, CairnAuth, RootCredentials};
 pub use host::DomainHost;
+pub use post_object::{PostObject, MAX_FIELD_BYTES};
 pub use screen::{screen, Refusal, MAX_PRESIGN_EXPIRES};
 
 /// Settings of the S3 front end.
@@ -42,13 +45,13 @@ pub struct S3Settings {
     pub domain: Option<String>,
     /// The root credentials: full access to everything.
     pub root: RootCredentials,
-    /// Largest file a browser-form POST may upload. s3s holds the whole file in memory
-    /// before the handler runs, so this bounds the memory of one form upload.
+    /// Largest file a browser-form POST may upload (the policy's `content-length-range` may
+    /// lower it). The file streams like a PUT's body, so this is a policy, not a memory bound.
     pub post_object_max_bytes: u64,
 }
 
-/// Default for [`S3Settings::post_object_max_bytes`]: 64 MiB.
-pub const DEFAULT_POST_OBJECT_MAX_BYTES: u64 = 64 << 20;
+/// Default for [`S3Settings::post_object_max_bytes`]: 5 GiB, the largest single PUT.
+pub const DEFAULT_POST_OBJECT_MAX_BYTES: u64 = cairn_types::limits::MAX_PART_SIZE;
 
 /// The S3 implementation: each operation delegates to its module.
 #[derive(Clone)]
@@ -57,13 +60,38 @@ pub struct CairnS3 {
     pub(crate) settings: Arc<S3Settings>,
 }
 
-/// Builds the S3 service for `store`: routing, authentication, access checks and limits.
-pub fn build_service(store: Store, settings: S3Settings) -> Result<S3Service, String> {
+/// The S3 front end: `s3` serves every request except browser-form uploads (POST of
+/// `multipart/form-data`), which the server must hand to `post_object` instead.
+pub struct Services {
+    /// The s3s service: routing, SigV4, XML, every operation.
+    pub s3: S3Service,
+    /// Form uploads, streamed (s3s would buffer the whole file before any check).
+    pub post_object: PostObject,
+}
+
+/// Whether a request is a browser-form upload, which [`Services::post_object`] serves.
+pub fn is_form_upload<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::POST
+        && req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// Builds the S3 services for `store`: routing, authentication, access checks and limits.
+pub fn build_service(store: Store, settings: S3Settings) -> Result<Services, String> {
     let settings = Arc::new(settings);
     let s3 = CairnS3 {
         store: store.clone(),
         settings: settings.clone(),
     };
+    let host = settings.domain.as_deref().map(DomainHost::new).transpose()?;
+    let post_object = PostObject::new(
+        s3.clone(),
+        Arc::new(CairnAuth::new(store.clone(), settings.root.clone())),
+        host,
+    );
     let mut b = S3ServiceBuilder::new(s3);
     b.set_auth(CairnAuth::new(store.clone(), settings.root.clone()));
     b.set_access(CairnAccess::new(
@@ -76,14 +104,17 @@ pub fn build_service(store: Store, settings: S3Settings) -> Result<S3Service, St
     }
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = 2 * 1024 * 1024;
-    // Browser-form POST: the fields (policy, signature, a few others) are small on AWS too
-    // (the policy is limited to 20 KB); the file is buffered whole by s3s, so it is capped.
+    // Browser-form POSTs go to `PostObject`; should one reach s3s anyway, s3s must not buffer
+    // a file: it reads at most these bounds and refuses any file.
     config.form_max_field_size = 64 * 1024;
-    config.form_max_fields_size = 256 * 1024;
+    config.form_max_fields_size = MAX_FIELD_BYTES;
     config.form_max_parts = 64;
-    config.post_object_max_file_size = settings.post_object_max_bytes;
+    config.post_object_max_file_size = 0;
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(config))));
-    Ok(b.build())
+    Ok(Services {
+        s3: b.build(),
+        post_object,
+    })
 }
 
 #[async_trait::async_trait]

@@ -14,7 +14,7 @@ export AWS_ACCESS_KEY_ID=$CAIRN_ROOT_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CAIRN_ROO
 for spec in "64MiB 4" "1MiB 16" "4KiB 32"; do
   set -- $spec
   echo "## size=$1 concurrency=$2 disks=$DISKS"
-  $BIN/cairn-load --endpoint $EP --size $1 --concurrency $2 --duration ${DURATION:-20}
+  $BIN/cairn-load --endpoint $EP --size $1 --concurrency $2 --duration ${DURATION:-20} --server-pid $PID
 done
 kill -TERM $PID; wait $PID || true
 rm -rf $DATA

@@ -34,6 +34,20 @@ fn chunking_and_hashing(c: &mut Criterion) {
             n
         })
     });
+    // The bare crate on the same input and parameters, for comparison with `Chunker`.
+    g.bench_function("fastcdc_crate_64MiB", |b| {
+        b.iter(|| {
+            let p = ChunkerParams::V1;
+            fastcdc::v2020::FastCDC::with_level(
+                &input,
+                p.min_size,
+                p.avg_size,
+                p.max_size,
+                fastcdc::v2020::Normalization::Level1,
+            )
+            .count()
+        })
+    });
     g.bench_function("blake3_64MiB", |b| b.iter(|| chunk_id(&input)));
     g.finish();
 }

@@ -1,10 +1,12 @@
 //! `cairn-load`: an S3 load generator. PUTs unique objects (no two share a chunk, so
 //! deduplication cannot flatter the figures) for a while, then GETs them back and verifies
-//! every byte, and reports MiB/s, ops/s, latency percentiles and time to first byte.
+//! every byte, and reports MiB/s, ops/s, latency percentiles and time to first byte. With
+//! `--server-pid`, it also reports the CPU time the server used per GiB stored and served (from
+//! `/proc/PID/stat`), a figure that compares across machines better than throughput does.
 //!
 //! ```text
 //! cairn-load --endpoint http://127.0.0.1:9000 --access-key K --secret-key S \
-//!            --size 1MiB --concurrency 16 --duration 20
+//!            --size 1MiB --concurrency 16 --duration 20 --server-pid 1234
 //! ```
 
 use std::sync::Arc;
@@ -43,6 +45,61 @@ struct Args {
     /// Region to sign for.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// PID of the server on this machine: report its CPU seconds per GiB of each phase.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// CPU time (user + system, all threads) process `pid` has used so far, in seconds, from
+/// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("process {pid}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()? as f64) };
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if per_second <= 0 {
+        bail!("clock ticks per second unknown");
+    }
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    Ok((ticks(11)? + ticks(12)?) / per_second as f64)
+}
+
+/// CPU seconds of the server and of this process, sampled at the start of a phase.
+struct CpuMark {
+    server: Option<(u32, f64)>,
+    client: f64,
+}
+
+impl CpuMark {
+    fn now(server_pid: Option<u32>) -> anyhow::Result<Self> {
+        Ok(Self {
+            server: server_pid.map(|p| cpu_seconds(p).map(|s| (p, s))).transpose()?,
+            client: cpu_seconds(std::process::id())?,
+        })
+    }
+
+    /// "server X CPU-s/GiB, client Y CPU-s/GiB" for `bytes` moved since the mark.
+    fn per_gib(&self, bytes: u64) -> anyhow::Result<String> {
+        let gib = bytes as f64 / (1u64 << 30) as f64;
+        let client = (cpu_seconds(std::process::id())? - self.client) / gib;
+        Ok(match self.server {
+            Some((pid, at)) => {
+                let used = cpu_seconds(pid)? - at;
+                format!(
+                    "server {used:.1} CPU-s = {:.2} CPU-s/GiB, client {client:.2} CPU-s/GiB",
+                    used / gib
+                )
+            }
+            None => format!("client {client:.2} CPU-s/GiB"),
+        })
+    }
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -96,10 +153,11 @@ fn pct(v: &mut [u64], p: f64) -> f64 {
     v[i] as f64 / 1000.0
 }
 
-fn report(name: &str, mut s: Stats, elapsed: Duration) {
+fn report(name: &str, mut s: Stats, elapsed: Duration, cpu: &CpuMark) -> anyhow::Result<()> {
     let secs = elapsed.as_secs_f64();
+    let cpu = cpu.per_gib(s.bytes)?;
     println!(
-        "{name}: {:.1} MiB/s, {:.0} ops/s, latency p50 {:.2} ms p99 {:.2} ms, ttfb p50 {:.2} ms p99 {:.2} ms ({} ops in {:.1} s)",
+        "{name}: {:.1} MiB/s, {:.0} ops/s, latency p50 {:.2} ms p99 {:.2} ms, ttfb p50 {:.2} ms p99 {:.2} ms ({} ops in {:.1} s; {cpu})",
         s.bytes as f64 / (1 << 20) as f64 / secs,
         s.ops as f64 / secs,
         pct(&mut s.latency_us, 0.5),
@@ -109,6 +167,7 @@ fn report(name: &str, mut s: Stats, elapsed: Duration) {
         s.ops,
         secs
     );
+    Ok(())
 }
 
 #[tokio::main]
@@ -145,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
     let phase = Duration::from_secs(args.duration);
 
     // PUT phase.
+    let cpu = CpuMark::now(args.server_pid)?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.concurrency {
@@ -205,13 +265,14 @@ async fn main() -> anyhow::Result<()> {
         put.ttfb_us.extend(s.ttfb_us);
         objects.extend(w);
     }
-    report("PUT", put, start.elapsed());
+    report("PUT", put, start.elapsed(), &cpu)?;
     if objects.is_empty() {
         bail!("no object was written");
     }
 
     // GET phase: read the objects back round-robin and verify each.
     let objects = Arc::new(objects);
+    let cpu = CpuMark::now(args.server_pid)?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.concurrency {
@@ -273,6 +334,6 @@ async fn main() -> anyhow::Result<()> {
         get.latency_us.extend(s.latency_us);
         get.ttfb_us.extend(s.ttfb_us);
     }
-    report("GET", get, start.elapsed());
+    report("GET", get, start.elapsed(), &cpu)?;
     Ok(())
 }

@@ -34,6 +34,17 @@ fn chunking_and_hashing(c: &mut Criterion) {
             n
         })
     });
+    // As the data path feeds it: the body in 64 KiB frames, as hyper delivers it.
+    g.bench_function("fastcdc_v1_64MiB_in_64KiB_frames", |b| {
+        b.iter(|| {
+            let mut ch = Chunker::new(ChunkerParams::V1);
+            let mut n = 0;
+            for frame in input.chunks(64 << 10) {
+                n += ch.push(frame).len();
+            }
+            n + ch.finish().len()
+        })
+    });
     // The bare crate on the same input and parameters, for comparison with `Chunker`.
     g.bench_function("fastcdc_crate_64MiB", |b| {
         b.iter(|| {

@@ -3,13 +3,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cairn_chunk::{chunk_id, Chunker};
 use cairn_meta::{query, Body, ChunkRef, ObjectRecord};
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::budget::Reservation;
@@ -140,9 +141,8 @@ impl Store {
         let inner = &self.inner;
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
-        let mut md5 = Md5::new();
         let mut size = 0u64;
-        let mut in_flight = InFlight::default();
+        let mut in_flight = InFlight::new();
         let mut emitted = false;
         while let Some(item) = body.next().await {
             let data = item?;
@@ -153,30 +153,28 @@ impl Store {
             if declared.is_some_and(|d| size > d) {
                 return Err(Error::Body("the body is longer than its declared length".into()));
             }
-            md5.update(&data);
             for chunk in chunker.push(&data) {
                 emitted = true;
                 in_flight.push(inner, chunk).await?;
             }
         }
-        let md5: [u8; 16] = md5.finalize().into();
         let tail = chunker.finish();
         if !emitted && allow_inline && size <= inner.config.inline_max as u64 {
-            let mut all = BytesMut::with_capacity(size as usize);
+            let mut all = Vec::with_capacity(size as usize);
             for t in tail {
                 all.extend_from_slice(&t);
             }
             return Ok(Staged {
                 size,
-                md5,
-                body: Body::Inline(all.to_vec()),
+                md5: Md5::digest(&all).into(),
+                body: Body::Inline(all),
                 written: Vec::new(),
             });
         }
         for chunk in tail {
             in_flight.push(inner, chunk).await?;
         }
-        let (refs, written) = in_flight.finish().await?;
+        let (refs, written, md5) = in_flight.finish().await?;
         Ok(Staged {
             size,
             md5,
@@ -189,14 +187,65 @@ impl Store {
 /// The chunks of one upload being stored, oldest first, and the references of those done.
 /// Dropped with chunks still running (the upload failed, or its client went away and the
 /// request was cancelled), it aborts them: their shards are garbage for the collector.
-#[derive(Default)]
+///
+/// It also computes the upload's MD5 (its ETag) off the request's task: each chunk's task
+/// updates the digest on the blocking pool once the previous chunk's update is done, so the
+/// digest covers the chunks in stream order while the upload reads and chunks on.
 struct InFlight {
     tasks: VecDeque<ChunkTask>,
     refs: Vec<ChunkRef>,
     written: Vec<ChunkId>,
+    /// The digest after the last chunk pushed, once its task has computed it.
+    md5: oneshot::Receiver<Md5>,
+}
+
+/// One link of an upload's MD5 chain: the digest after the previous chunk, and where to hand
+/// the digest after this one.
+struct Md5Link {
+    prev: oneshot::Receiver<Md5>,
+    next: oneshot::Sender<Md5>,
+}
+
+impl Md5Link {
+    /// Waits for the previous chunk's digest, adds `chunk` to it on the blocking pool and hands
+    /// it on. Fails if an earlier chunk's task failed or was aborted.
+    async fn update(self, chunk: Bytes) -> Result<()> {
+        let mut h = self
+            .prev
+            .await
+            .map_err(|_| Error::Storage("an earlier chunk of the upload failed".into()))?;
+        let h = tokio::task::spawn_blocking(move || {
+            h.update(&chunk);
+            h
+        })
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        let _ = self.next.send(h);
+        Ok(())
+    }
 }
 
 impl InFlight {
+    fn new() -> Self {
+        let (tx, md5) = oneshot::channel();
+        let _ = tx.send(Md5::new());
+        Self {
+            tasks: VecDeque::new(),
+            refs: Vec::new(),
+            written: Vec::new(),
+            md5,
+        }
+    }
+
+    /// The next link of the MD5 chain, for the chunk pushed now.
+    fn link(&mut self) -> Md5Link {
+        let (next, rx) = oneshot::channel();
+        Md5Link {
+            prev: std::mem::replace(&mut self.md5, rx),
+            next,
+        }
+    }
+
     /// Starts storing `chunk`. With no chunk in flight it runs on the upload's base
     /// reservation; otherwise it needs room in the budget now (never waited for) and a free
     /// slot of `write_concurrency`, and without them the oldest chunk in flight is finished
@@ -204,14 +253,16 @@ impl InFlight {
     async fn push(&mut self, inner: &Arc<Inner>, chunk: Bytes) -> Result<()> {
         loop {
             if self.tasks.is_empty() {
+                let link = self.link();
                 self.tasks
-                    .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, None)));
+                    .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, None, link)));
                 return Ok(());
             }
             if self.tasks.len() < inner.config.write_concurrency {
                 if let Some(r) = inner.budget.try_reserve(inner.chunk_cost(chunk.len() as u64)) {
+                    let link = self.link();
                     self.tasks
-                        .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, Some(r))));
+                        .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, Some(r), link)));
                     return Ok(());
                 }
             }
@@ -232,12 +283,21 @@ impl InFlight {
         Ok(())
     }
 
-    /// Waits for every chunk; returns the references in order and the chunks written.
-    async fn finish(mut self) -> Result<(Vec<ChunkRef>, Vec<ChunkId>)> {
+    /// Waits for every chunk; returns the references in order, the chunks written and the MD5
+    /// of all the chunks' bytes.
+    async fn finish(mut self) -> Result<(Vec<ChunkRef>, Vec<ChunkId>, [u8; 16])> {
         while !self.tasks.is_empty() {
             self.finish_oldest().await?;
         }
-        Ok((std::mem::take(&mut self.refs), std::mem::take(&mut self.written)))
+        let (_, done) = oneshot::channel();
+        let md5 = std::mem::replace(&mut self.md5, done)
+            .await
+            .map_err(|_| Error::Storage("the upload's digest was not computed".into()))?;
+        Ok((
+            std::mem::take(&mut self.refs),
+            std::mem::take(&mut self.written),
+            md5.finalize().into(),
+        ))
     }
 }
 
@@ -249,10 +309,23 @@ impl Drop for InFlight {
     }
 }
 
+/// Stores one chunk of an upload and adds it to the upload's MD5, the two at once. `_reserved`
+/// is the chunk's share of the memory budget, given back when both are done.
+async fn store_chunk(
+    inner: Arc<Inner>,
+    chunk: Bytes,
+    _reserved: Option<Reservation>,
+    md5: Md5Link,
+) -> Result<(ChunkRef, bool)> {
+    let (stored, hashed) = tokio::join!(write_chunk(inner, chunk.clone()), md5.update(chunk));
+    let stored = stored?;
+    hashed?;
+    Ok(stored)
+}
+
 /// Hashes one chunk; if no live record has it, encodes it and writes its shards, each to its
-/// disk, in parallel. Returns the reference and whether shards were written. `_reserved` is
-/// the chunk's share of the memory budget, given back when it is done.
-async fn store_chunk(inner: Arc<Inner>, chunk: Bytes, _reserved: Option<Reservation>) -> Result<(ChunkRef, bool)> {
+/// disk, in parallel. Returns the reference and whether shards were written.
+async fn write_chunk(inner: Arc<Inner>, chunk: Bytes) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
     let reader = inner.meta.reader();
     let codec = inner.codec.clone();

@@ -6,7 +6,7 @@ use cairn::{BucketName, ListRequest, ObjectAttrs, PutConditions, Store, StoreCon
 use futures::{stream, TryStreamExt};
 
 mod common;
-use common::{data, open_with_bucket, put, read};
+use common::{commit, data, frames, open_with_bucket, put, read};
 
 async fn get(store: &Store, key: &str, range: std::ops::Range<u64>) -> Vec<u8> {
     let o = store.object("bkt", key).await.unwrap();
@@ -165,4 +165,19 @@ async fn a_bucket_recreated_during_an_upload_never_receives_it() {
     let fresh = store.bucket_guard("shared").await.unwrap();
     assert_eq!(fresh.owner(), "bob");
     store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_etag_is_the_md5_of_the_whole_body_however_many_chunks() {
+    use md5::{Digest, Md5};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with_bucket(dir.path(), 1, StoreConfig::default()).await;
+    // Empty, inline, one chunk, and many chunks computed in parallel by their tasks.
+    for len in [0usize, 100, 300 << 10, 13 << 20] {
+        let body = data(len, len as u64 + 1);
+        let staged = store.stage(frames(&body), u64::MAX, true).await.unwrap();
+        assert_eq!(staged.md5()[..], Md5::digest(&body)[..], "{len} bytes");
+        let o = commit(&store, &format!("k{len}"), staged).await;
+        assert_eq!(read(&store, &o, 0..len as u64).await, body);
+    }
 }

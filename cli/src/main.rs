@@ -28,6 +28,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread exists: malloc recycles chunk-sized buffers (see cairn_chunk::alloc).
+    cairn_chunk::tune_allocator();
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {

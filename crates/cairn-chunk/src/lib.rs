@@ -9,9 +9,11 @@
 //!
 //! Must not depend on: where shards live, async runtimes, metadata. Callers do the I/O.
 
+mod alloc;
 mod chunker;
 mod codec;
 
+pub use alloc::tune_allocator;
 pub use chunker::{Chunker, ChunkerParams};
 pub use codec::{Codec, CodecError};
 

@@ -184,6 +184,48 @@ impl Body for GuardedBody {
     }
 }
 
+/// Whether the client waits for `100 Continue` before it sends its body.
+fn expects_continue<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// A request body that records whether it was ever asked for: hyper sends `100 Continue` only
+/// then, so a client that sent `Expect: 100-continue` has not sent a body that was never asked
+/// for — or has, if it stopped waiting. Either way the connection cannot be reused safely.
+struct Watched<B> {
+    inner: B,
+    asked: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B: Body + Unpin> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Marks a response as the connection's last: hyper closes the connection once it is sent.
+fn close_after<B>(resp: &mut http::Response<B>) {
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+}
+
 /// The S3 service behind the screen and the in-flight cap; browser-form uploads go to the
 /// streaming form handler instead of s3s.
 #[derive(Clone)]
@@ -227,23 +269,37 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        // A client waiting for `100 Continue` whose body is never asked for (the request is
+        // refused first) may send it later, or never: hyper cannot know where the next request
+        // starts, so such a connection is closed after the answer instead of being misread.
+        let waits = expects_continue(&req);
+        let refuse = |r: cairn_s3::Refusal| {
+            let mut resp = refusal(r);
+            if waits {
+                close_after(&mut resp);
+            }
+            Box::pin(std::future::ready(Ok(resp))) as Self::Future
+        };
         if let Err(r) = cairn_s3::screen(&req, self.max_header_bytes) {
-            return Box::pin(std::future::ready(Ok(refusal(r))));
+            return refuse(r);
         }
         let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
-            return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down()))));
+            return refuse(cairn_s3::Refusal::slow_down());
         };
         let form_permit = if cairn_s3::is_form_upload(&req) {
             match self.form_uploads.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
-                Err(_) => return Box::pin(std::future::ready(Ok(refusal(cairn_s3::Refusal::slow_down())))),
+                Err(_) => return refuse(cairn_s3::Refusal::slow_down()),
             }
         } else {
             None
         };
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(!waits));
+        let watched = asked.clone();
+        let req = req.map(move |inner| Watched { inner, asked: watched });
         let fut: BoxFuture<'static, Result<http::Response<s3s::Body>, s3s::HttpError>> = if form_permit.is_some() {
             let post_object = self.post_object.clone();
-            let req = req.map(s3s::Body::from);
+            let req = req.map(s3s::Body::http_body);
             Box::pin(async move { Ok(post_object.handle(req).await) })
         } else if crate::chunked::is_aws_chunked(req.headers()) {
             // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
@@ -251,11 +307,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             let inner = self.inner.clone();
             Box::pin(async move { inner.call(req).await })
         } else {
-            hyper::service::Service::call(&self.inner, req)
+            let req = req.map(s3s::Body::http_body);
+            let inner = self.inner.clone();
+            Box::pin(async move { inner.call(req).await })
         };
         Box::pin(async move {
             let mut resp = fut.await?;
             crate::xml::escape_carriage_returns(&mut resp);
+            if !asked.load(std::sync::atomic::Ordering::Relaxed) {
+                close_after(&mut resp);
+            }
             // The form's file has been read once the handler has answered.
             drop(form_permit);
             Ok(resp.map(|inner| GuardedBody {

@@ -1,6 +1,6 @@
 //! Staging: turning a byte stream into durable, not yet referenced chunks.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -195,6 +195,9 @@ struct InFlight {
     tasks: VecDeque<ChunkTask>,
     refs: Vec<ChunkRef>,
     written: Vec<ChunkId>,
+    /// Chunks of this upload already stored or being stored: a chunk repeated within the
+    /// upload (a run of zeros) is written once.
+    seen: Seen,
     /// The digest after the last chunk pushed, once its task has computed it.
     md5: oneshot::Receiver<Md5>,
 }
@@ -233,6 +236,7 @@ impl InFlight {
             tasks: VecDeque::new(),
             refs: Vec::new(),
             written: Vec::new(),
+            seen: Seen::default(),
             md5,
         }
     }
@@ -254,15 +258,25 @@ impl InFlight {
         loop {
             if self.tasks.is_empty() {
                 let link = self.link();
-                self.tasks
-                    .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, None, link)));
+                self.tasks.push_back(tokio::spawn(store_chunk(
+                    inner.clone(),
+                    chunk,
+                    None,
+                    link,
+                    self.seen.clone(),
+                )));
                 return Ok(());
             }
             if self.tasks.len() < inner.config.write_concurrency {
                 if let Some(r) = inner.budget.try_reserve(inner.chunk_cost(chunk.len() as u64)) {
                     let link = self.link();
-                    self.tasks
-                        .push_back(tokio::spawn(store_chunk(inner.clone(), chunk, Some(r), link)));
+                    self.tasks.push_back(tokio::spawn(store_chunk(
+                        inner.clone(),
+                        chunk,
+                        Some(r),
+                        link,
+                        self.seen.clone(),
+                    )));
                     return Ok(());
                 }
             }
@@ -316,22 +330,30 @@ async fn store_chunk(
     chunk: Bytes,
     _reserved: Option<Reservation>,
     md5: Md5Link,
+    seen: Seen,
 ) -> Result<(ChunkRef, bool)> {
-    let (stored, hashed) = tokio::join!(write_chunk(inner, chunk.clone()), md5.update(chunk));
+    let (stored, hashed) = tokio::join!(write_chunk(inner, chunk.clone(), seen), md5.update(chunk));
     let stored = stored?;
     hashed?;
     Ok(stored)
 }
 
-/// Hashes one chunk; if no live record has it, encodes it and writes its shards, each to its
-/// disk, in parallel. Returns the reference and whether shards were written.
-async fn write_chunk(inner: Arc<Inner>, chunk: Bytes) -> Result<(ChunkRef, bool)> {
+/// The chunk ids an upload has stored or is storing.
+type Seen = Arc<std::sync::Mutex<HashSet<ChunkId>>>;
+
+/// Hashes one chunk; unless a live record has it or this upload already stores it (`seen`),
+/// encodes it and writes its shards, each to its disk, in parallel. Returns the reference and
+/// whether shards were written.
+async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, seen: Seen) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
     let reader = inner.meta.reader();
     let codec = inner.codec.clone();
     let (id, shards) = tokio::task::spawn_blocking(move || {
         let id = chunk_id(&chunk);
-        let exists = query::chunk(&*reader, &id)?.is_some_and(|r| r.refcount > 0);
+        // The first occurrence in this upload writes the chunk (and is among the chunks the
+        // commit declares written); a later one references it. Held only for the insert.
+        let first = seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        let exists = !first || query::chunk(&*reader, &id)?.is_some_and(|r| r.refcount > 0);
         Ok::<_, cairn_meta::MetaError>((id, (!exists).then(|| codec.encode(&chunk))))
     })
     .await

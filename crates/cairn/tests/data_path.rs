@@ -181,3 +181,22 @@ async fn the_etag_is_the_md5_of_the_whole_body_however_many_chunks() {
         assert_eq!(read(&store, &o, 0..len as u64).await, body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_repeated_within_one_upload_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with_bucket(dir.path(), 1, StoreConfig::default()).await;
+    let on_disk = || -> u64 {
+        segment_files(dir.path(), 0)
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    let before = on_disk();
+    // 16 MiB of zeros: four identical maximum-size (4 MiB) chunks.
+    let zeros = vec![0u8; 16 << 20];
+    let o = put(&store, "zeros", &zeros).await;
+    let grew = on_disk() - before;
+    assert!(grew < 5 << 20, "16 MiB of zeros took {grew} bytes on disk");
+    assert_eq!(read(&store, &o, 0..zeros.len() as u64).await, zeros);
+}

@@ -74,7 +74,13 @@ pub struct ServerConfig {
     /// Seconds an upload or download waits for room in the memory budget before 503; kept below
     /// `idle_timeout_secs` (a waiting upload reads nothing and would be cut by the idle timer).
     pub memory_budget_wait_secs: u64,
+    /// Seconds after which an incomplete multipart upload is aborted and its parts released;
+    /// 0 keeps them for ever.
+    pub multipart_expiry_secs: u64,
 }
+
+/// Default for [`ServerConfig::multipart_expiry_secs`]: 7 days.
+pub const DEFAULT_MULTIPART_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -98,6 +104,7 @@ impl Default for ServerConfig {
             max_form_uploads: limits.max_form_uploads,
             memory_budget_bytes: store.memory_budget,
             memory_budget_wait_secs: store.memory_budget_wait.as_secs(),
+            multipart_expiry_secs: DEFAULT_MULTIPART_EXPIRY_SECS,
         }
     }
 }
@@ -129,6 +136,7 @@ impl ServerConfig {
             "max_form_uploads",
             "memory_budget_bytes",
             "memory_budget_wait_secs",
+            "multipart_expiry_secs",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)

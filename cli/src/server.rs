@@ -118,7 +118,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         writeln!(out, "Ready.")?;
         out.flush()?;
     }
-    bound.serve(store.clone(), shutdown_signal()).await?;
+    let expiry = (cfg.multipart_expiry_secs > 0)
+        .then(|| store.spawn_upload_expiry(Duration::from_secs(cfg.multipart_expiry_secs)));
+    let served = bound.serve(store.clone(), shutdown_signal()).await;
+    if let Some(task) = expiry {
+        task.abort();
+    }
+    served?;
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -19,6 +19,7 @@
 
 mod budget;
 mod error;
+mod expiry;
 mod placement;
 mod read;
 mod store;

@@ -52,7 +52,9 @@ struct KeyView {
     name: String,
 }
 
-pub async fn run(cmd: KeyCommand, admin: AdminArgs) -> anyhow::Result<()> {
+/// The root credentials (from the environment, else the data directory's file) and the admin
+/// API's base URL.
+pub(crate) fn connect(admin: &AdminArgs) -> anyhow::Result<(credentials::Root, String)> {
     let root = match credentials::from_env()? {
         Some(r) => r,
         None => credentials::read(&admin.data).context(
@@ -64,6 +66,11 @@ pub async fn run(cmd: KeyCommand, admin: AdminArgs) -> anyhow::Result<()> {
     } else {
         format!("http://{}", admin.admin_addr)
     };
+    Ok((root, base))
+}
+
+pub async fn run(cmd: KeyCommand, admin: AdminArgs) -> anyhow::Result<()> {
+    let (root, base) = connect(&admin)?;
     let client = reqwest::Client::new();
     let auth = |r: reqwest::RequestBuilder| r.basic_auth(&root.access_key, Some(&root.secret_key));
     let check = |r: reqwest::Response| async move {

@@ -1,5 +1,6 @@
 //! `cairn`: one binary for every role and the admin commands.
 
+mod admin;
 mod config;
 mod credentials;
 mod keys;
@@ -25,6 +26,13 @@ enum Command {
         #[command(flatten)]
         admin: keys::AdminArgs,
     },
+    /// Observe a running server's background work.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+        #[command(flatten)]
+        admin: keys::AdminArgs,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +43,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
         Command::Key { command, admin } => rt.block_on(keys::run(command, admin)),
+        Command::Admin { command, admin } => rt.block_on(admin::run(command, admin)),
     }
 }

@@ -1,6 +1,7 @@
 //! Abandoned multipart uploads expire on the real server: with `multipart_expiry_secs` set
 //! short, an upload left incomplete (a part stored, never completed nor aborted) disappears from
-//! ListMultipartUploads, the expiry is counted on `/metrics`, and the bucket can be removed.
+//! ListMultipartUploads, the expiry is counted on `/metrics` and shown by the admin API and
+//! `cairn admin workers`, and the bucket can be removed.
 
 use std::time::{Duration, Instant};
 
@@ -91,4 +92,17 @@ fn an_abandoned_upload_is_aborted_after_the_configured_age() {
         "the parts of an expired upload are still listed"
     );
     server.aws_ok(&["s3", "rb", "s3://bkt"]);
+    // The worker's status, in the admin API and through `cairn admin workers`.
+    let workers = server.admin_get("/admin/v1/workers");
+    let expiry = workers
+        .as_array()
+        .and_then(|ws| ws.iter().find(|w| w["name"] == "upload-expiry"))
+        .unwrap_or_else(|| panic!("no upload-expiry worker in {workers}"));
+    assert!(expiry["total_items"].as_u64() >= Some(1), "{expiry}");
+    assert!(expiry["passes"].as_u64() >= Some(1), "{expiry}");
+    let data = tmp.path().join("data");
+    let out = server.cairn(&["admin", "workers"], &[("CAIRN_DATA", data.to_str().unwrap())]);
+    assert_ok(&out, "cairn admin workers");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("upload-expiry"), "{table}");
 }

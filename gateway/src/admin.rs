@@ -5,6 +5,7 @@
 //! GET    /health/ready         200 once the metadata accepts writes, else 503
 //! GET    /metrics              Prometheus text format
 //! GET    /admin/v1/status      disks, scheme, space (root only)
+//! GET    /admin/v1/workers     background workers: state, passes, last pass, errors (root only)
 //! GET    /admin/v1/keys        list keys without secrets (root only)
 //! POST   /admin/v1/keys        {"name", "access_key"?, "secret_key"?} -> the key with its secret
 //! DELETE /admin/v1/keys/{id}   204, or 404
@@ -137,6 +138,7 @@ impl Admin {
                     }),
                 )
             }
+            (Method::GET, "/admin/v1/workers") => json(StatusCode::OK, &self.store.workers()),
             (Method::GET, "/admin/v1/keys") => match self.store.keys().await {
                 Ok(keys) => json(
                     StatusCode::OK,

@@ -33,5 +33,6 @@ pub use cairn_meta::{
 };
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
+pub use expiry::WorkerStatus;
 pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
 pub use write::Staged;

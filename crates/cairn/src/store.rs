@@ -124,6 +124,8 @@ pub(crate) struct Inner {
     pub(crate) codec: Arc<Codec>,
     pub(crate) config: StoreConfig,
     pub(crate) budget: MemoryBudget,
+    /// Background workers started on this store, with their status.
+    pub(crate) workers: std::sync::Mutex<Vec<Arc<std::sync::Mutex<crate::WorkerStatus>>>>,
 }
 
 impl Inner {
@@ -198,6 +200,7 @@ impl Store {
                 codec: Arc::new(Codec::new(scheme)),
                 budget: MemoryBudget::new(config.memory_budget, config.memory_budget_wait),
                 config,
+                workers: Default::default(),
             }),
         }
     }

@@ -294,27 +294,32 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         } else {
             None
         };
-        let asked = Arc::new(std::sync::atomic::AtomicBool::new(!waits));
-        let watched = asked.clone();
-        let req = req.map(move |inner| Watched { inner, asked: watched });
+        // Only a waiting client's body is watched; every other body goes to s3s as hyper's.
+        let asked = waits.then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let req = req.map(|inner| match &asked {
+            Some(asked) => s3s::Body::http_body(Watched {
+                inner,
+                asked: asked.clone(),
+            }),
+            None => s3s::Body::from(inner),
+        });
         let fut: BoxFuture<'static, Result<http::Response<s3s::Body>, s3s::HttpError>> = if form_permit.is_some() {
             let post_object = self.post_object.clone();
-            let req = req.map(s3s::Body::http_body);
             Box::pin(async move { Ok(post_object.handle(req).await) })
-        } else if crate::chunked::is_aws_chunked(req.headers()) {
-            // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
-            let req = req.map(|b| s3s::Body::http_body(crate::chunked::ChunkCap::new(b)));
-            let inner = self.inner.clone();
-            Box::pin(async move { inner.call(req).await })
         } else {
-            let req = req.map(s3s::Body::http_body);
+            // s3s buffers each aws-chunked chunk whole: cap what a chunk may declare.
+            let req = if crate::chunked::is_aws_chunked(req.headers()) {
+                req.map(|b| s3s::Body::http_body(crate::chunked::ChunkCap::new(b)))
+            } else {
+                req
+            };
             let inner = self.inner.clone();
             Box::pin(async move { inner.call(req).await })
         };
         Box::pin(async move {
             let mut resp = fut.await?;
             crate::xml::escape_carriage_returns(&mut resp);
-            if !asked.load(std::sync::atomic::Ordering::Relaxed) {
+            if asked.is_some_and(|a| !a.load(std::sync::atomic::Ordering::Relaxed)) {
                 close_after(&mut resp);
             }
             // The form's file has been read once the handler has answered.

@@ -241,13 +241,21 @@ impl InFlight {
         }
     }
 
-    /// The next link of the MD5 chain, for the chunk pushed now.
-    fn link(&mut self) -> Md5Link {
+    /// Starts the task that stores `chunk` and adds it to the digest, as the next link of the
+    /// MD5 chain.
+    fn spawn(&mut self, inner: &Arc<Inner>, chunk: Bytes, reserved: Option<Reservation>) {
         let (next, rx) = oneshot::channel();
-        Md5Link {
+        let link = Md5Link {
             prev: std::mem::replace(&mut self.md5, rx),
             next,
-        }
+        };
+        self.tasks.push_back(tokio::spawn(store_chunk(
+            inner.clone(),
+            chunk,
+            reserved,
+            link,
+            self.seen.clone(),
+        )));
     }
 
     /// Starts storing `chunk`. With no chunk in flight it runs on the upload's base
@@ -257,26 +265,12 @@ impl InFlight {
     async fn push(&mut self, inner: &Arc<Inner>, chunk: Bytes) -> Result<()> {
         loop {
             if self.tasks.is_empty() {
-                let link = self.link();
-                self.tasks.push_back(tokio::spawn(store_chunk(
-                    inner.clone(),
-                    chunk,
-                    None,
-                    link,
-                    self.seen.clone(),
-                )));
+                self.spawn(inner, chunk, None);
                 return Ok(());
             }
             if self.tasks.len() < inner.config.write_concurrency {
                 if let Some(r) = inner.budget.try_reserve(inner.chunk_cost(chunk.len() as u64)) {
-                    let link = self.link();
-                    self.tasks.push_back(tokio::spawn(store_chunk(
-                        inner.clone(),
-                        chunk,
-                        Some(r),
-                        link,
-                        self.seen.clone(),
-                    )));
+                    self.spawn(inner, chunk, Some(r));
                     return Ok(());
                 }
             }

@@ -44,6 +44,16 @@ impl FormFields {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
+    /// A form of these fields (tests).
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let mut f = Self::default();
+        for (n, v) in pairs {
+            f.push(n, v.to_string()).expect("distinct names");
+        }
+        f
+    }
+
     /// Every field, in form order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
@@ -235,11 +245,7 @@ mod tests {
     }
 
     fn form(pairs: &[(&str, &str)]) -> FormFields {
-        let mut f = FormFields::default();
-        for (n, v) in pairs {
-            f.push(n, v.to_string()).unwrap();
-        }
-        f
+        FormFields::from_pairs(pairs)
     }
 
     #[test]

@@ -276,15 +276,15 @@ async fn read_fields(form: &mut multer::Multipart<'static>) -> S3Result<(FormFie
         count += 1;
         bytes += name.len();
         let mut value = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(form_error)? {
-            bytes += chunk.len();
+        loop {
             if bytes > MAX_FIELD_BYTES || count > MAX_FIELDS {
                 return Err(too_much_before_file());
             }
+            let Some(chunk) = field.chunk().await.map_err(form_error)? else {
+                break;
+            };
+            bytes += chunk.len();
             value.extend_from_slice(&chunk);
-        }
-        if bytes > MAX_FIELD_BYTES || count > MAX_FIELDS {
-            return Err(too_much_before_file());
         }
         let value =
             String::from_utf8(value).map_err(|_| s3_error!(InvalidArgument, "the form field {name} is not UTF-8"))?;
@@ -414,11 +414,7 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> FormFields {
-        let mut f = FormFields::default();
-        for (n, v) in pairs {
-            f.push(n, v.to_string()).unwrap();
-        }
-        f
+        FormFields::from_pairs(pairs)
     }
 
     #[test]

@@ -33,8 +33,13 @@ pub struct WorkerStatus {
     pub last_error: Option<String>,
 }
 
+/// A status lock; a panic elsewhere while holding it leaves a readable status, not a poison.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn update(status: &Mutex<WorkerStatus>, f: impl FnOnce(&mut WorkerStatus)) {
-    f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+    f(&mut lock(status));
 }
 
 /// Uploads listed per metadata query during a pass.
@@ -87,11 +92,7 @@ impl Store {
             every_secs: every.as_secs(),
             ..WorkerStatus::default()
         }));
-        self.inner
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(status.clone());
+        lock(&self.inner.workers).push(status.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,12 +126,6 @@ impl Store {
 
     /// The background workers started on this store and what they have done.
     pub fn workers(&self) -> Vec<WorkerStatus> {
-        self.inner
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|w| w.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .collect()
+        lock(&self.inner.workers).iter().map(|w| lock(w).clone()).collect()
     }
 }

@@ -250,6 +250,22 @@ impl Server {
             .expect("run python3")
     }
 
+    /// The value of an unlabelled metric on `/metrics` (0 if it was never recorded), and the
+    /// whole page for failure messages.
+    pub fn metric(&self, name: &str) -> (f64, String) {
+        let page = reqwest::blocking::get(format!("{}/metrics", self.admin))
+            .unwrap()
+            .text()
+            .unwrap();
+        let value = page
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        (value, page)
+    }
+
     /// GET on the admin API with root credentials; returns the JSON body.
     pub fn admin_get(&self, path: &str) -> serde_json::Value {
         let r = reqwest::blocking::Client::new()

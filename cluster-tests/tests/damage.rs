@@ -72,16 +72,7 @@ fn damage_and_check(disks: usize) {
             assert_eq!(file_hash(&out), hashes[n as usize], "obj{n} differs");
         }
     }
-    let metrics = reqwest::blocking::get(format!("{}/metrics", server.admin))
-        .unwrap()
-        .text()
-        .unwrap();
-    let corrupt = metrics
-        .lines()
-        .find(|l| l.starts_with("cairn_shard_corrupt_records_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let (corrupt, metrics) = server.metric("cairn_shard_corrupt_records_total");
     assert!(corrupt >= 1.0, "damage not counted; metrics:\n{metrics}");
 }
 

@@ -66,16 +66,7 @@ fn an_abandoned_upload_is_aborted_after_the_configured_age() {
         assert!(Instant::now() < deadline, "the upload was not expired");
         std::thread::sleep(Duration::from_millis(250));
     }
-    let metrics = reqwest::blocking::get(format!("{}/metrics", server.admin))
-        .unwrap()
-        .text()
-        .unwrap();
-    let expired = metrics
-        .lines()
-        .find(|l| l.starts_with("cairn_uploads_expired_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let (expired, metrics) = server.metric("cairn_uploads_expired_total");
     assert!(expired >= 1.0, "expiry not counted; metrics:\n{metrics}");
     let parts = server.aws(&[
         "s3api",

@@ -11,7 +11,8 @@ use crate::command::{Command, MetaError, Response};
 use crate::keys::{self, prefix_end};
 use crate::kv::KvWrite;
 use crate::records::{
-    Body, ChunkRecord, ChunkRef, CompletedUpload, ObjectAttrs, ObjectRecord, PartExtent, PartRecord, UploadRecord,
+    Body, ChunkRecord, ChunkRef, CompletedUpload, GcInfo, GcMark, ObjectAttrs, ObjectRecord, PartExtent, PartRecord,
+    UploadRecord, WriteFence,
 };
 
 type Result<T> = std::result::Result<T, MetaError>;
@@ -20,6 +21,11 @@ type Result<T> = std::result::Result<T, MetaError>;
 /// [`crate::Overlay`] and keep its writes only when it succeeds. Never panics on any state.
 pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
     cmd.validate().map_err(MetaError::Invalid)?;
+    run(kv, cmd, None)
+}
+
+/// Executes a validated command; `fence` is what the writer of a `Fenced` command saw.
+fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Result<Response> {
     match cmd {
         Command::CreateBucket { bucket } => {
             let k = keys::bucket_key(&bucket.name);
@@ -67,7 +73,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             let old = read::<ObjectRecord>(kv, &k)?;
             check_conditions(old.as_ref(), *if_none_match, if_match.as_deref())?;
             if let Body::Chunks(chunks) = &object.body {
-                add_refs(kv, chunks, Some((written, *scheme)))?;
+                add_refs(kv, chunks, Some(Written::new(written, *scheme, fence)))?;
             }
             if let Some(old) = old {
                 drop_version(kv, &old)?;
@@ -111,7 +117,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
         } => {
             require_upload(kv, bucket, key, upload_id)?;
             let pk = keys::part_key(upload_id, part.number);
-            add_refs(kv, part_chunks(part)?, Some((written, *scheme)))?;
+            add_refs(kv, part_chunks(part)?, Some(Written::new(written, *scheme, fence)))?;
             if let Some(old) = read::<PartRecord>(kv, &pk)? {
                 drop_refs(kv, part_chunks(&old)?)?;
             }
@@ -158,7 +164,7 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             created,
             command,
         } => match read::<crate::BucketRecord>(kv, &keys::bucket_key(bucket))? {
-            Some(b) if b.owner == *owner && b.created == *created => apply(kv, command),
+            Some(b) if b.owner == *owner && b.created == *created => run(kv, command, fence),
             _ => Err(MetaError::NoSuchBucket),
         },
         Command::CopyObject {
@@ -187,6 +193,14 @@ pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
             kv.delete(k);
             Ok(Response::Done)
         }
+        Command::Fenced { fence, command } => run(kv, command, Some(fence)),
+        Command::GcBegin => gc::begin(kv),
+        Command::GcClaim { pass, ids } => gc::claim(kv, *pass, ids),
+        Command::GcRelease { pass, ids } => gc::release(kv, *pass, ids),
+        Command::GcDrop { pass, ids } => gc::drop_claimed(kv, *pass, ids),
+        Command::GcEnd { pass } => gc::end(kv, *pass),
+        Command::GcPurge { through, ids } => gc::purge(kv, *through, ids),
+        Command::GcForget { retired, completed } => gc::forget(kv, retired, completed),
     }
 }
 
@@ -426,31 +440,93 @@ fn all_parts(kv: &impl KvWrite, upload_id: &str) -> Result<Vec<PartRecord>> {
         .collect()
 }
 
-/// Adds one reference per occurrence of each chunk. A chunk with no live record may only be
-/// referenced if it is among the chunks the proposer wrote (`written`, with the scheme it
-/// wrote them in; `None` for a command that writes nothing, such as a copy); otherwise the
-/// command fails with `ChunksGone`.
-fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: Option<(&[ChunkId], ErasureScheme)>) -> Result<()> {
-    let (new, scheme): (HashSet<&ChunkId>, _) = match written {
-        Some((ids, scheme)) => (ids.iter().collect(), Some(scheme)),
-        None => (HashSet::new(), None),
-    };
+/// The chunks a write command's proposer stored, and what it saw before storing them.
+pub(super) struct Written<'a> {
+    ids: HashSet<&'a ChunkId>,
+    scheme: ErasureScheme,
+    fence: Option<&'a WriteFence>,
+}
+
+impl<'a> Written<'a> {
+    fn new(ids: &'a [ChunkId], scheme: ErasureScheme, fence: Option<&'a WriteFence>) -> Self {
+        Self {
+            ids: ids.iter().collect(),
+            scheme,
+            fence,
+        }
+    }
+
+    /// Whether the shards this writer stored for `id`, which has no record, are sure to be
+    /// intact: no collection pass can have deleted them after they were written.
+    fn still_stored(&self, id: &ChunkId, mark: Option<GcMark>, info: &GcInfo) -> bool {
+        match mark {
+            // Being deleted right now.
+            Some(GcMark::Deleting { .. }) => false,
+            // Deleted by `pass`: fine only if the writer saw that and wrote afterwards.
+            Some(GcMark::Gone { pass }) => self
+                .fence
+                .is_some_and(|f| f.seen_gone.iter().any(|(c, p)| c == id && *p == pass)),
+            // Never claimed, unless a mark of a pass that had not ended when the writer began
+            // was purged meanwhile.
+            Some(GcMark::Unreferenced) | None => info.purged_through <= self.fence.map_or(0, |f| f.passes_done),
+        }
+    }
+}
+
+/// Adds one reference per occurrence of each chunk. A chunk with a record is revived unless a
+/// collection pass is deleting it; a chunk without one may only be referenced if it is among
+/// the chunks the proposer wrote (`written`; `None` for a command that writes nothing, such
+/// as a copy) and no collection pass can have deleted those shards since. Otherwise the command
+/// fails with `ChunksGone`.
+fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: Option<Written<'_>>) -> Result<()> {
     let mut gone = Vec::new();
+    let mut info = None;
     for c in chunks {
         let k = keys::chunk_key(&c.id);
-        let rec = match (read::<ChunkRecord>(kv, &k)?, scheme) {
-            (Some(mut r), _) if r.refcount > 0 => {
+        let rec = match read::<ChunkRecord>(kv, &k)? {
+            Some(mut r) if r.refcount > 0 => {
                 r.refcount += 1;
                 r
             }
-            (_, Some(scheme)) if new.contains(&c.id) => ChunkRecord {
-                refcount: 1,
-                len: c.len,
-                scheme,
-            },
-            _ => {
-                gone.push(c.id);
-                continue;
+            existing => {
+                let gk = keys::gc_key(&c.id);
+                let mark = read::<GcMark>(kv, &gk)?;
+                let revived = match (existing, &written) {
+                    (_, _) if matches!(mark, Some(GcMark::Deleting { .. })) => None,
+                    // Revived; if this writer stored it again, its shards are in its scheme.
+                    (Some(r), w) => Some(ChunkRecord {
+                        refcount: 1,
+                        scheme: w
+                            .as_ref()
+                            .filter(|w| w.ids.contains(&c.id))
+                            .map_or(r.scheme, |w| w.scheme),
+                        ..r
+                    }),
+                    (None, Some(w)) if w.ids.contains(&c.id) => {
+                        let info = match info {
+                            Some(i) => i,
+                            None => *info.insert(gc::info(kv)?),
+                        };
+                        w.still_stored(&c.id, mark, &info).then_some(ChunkRecord {
+                            refcount: 1,
+                            len: c.len,
+                            scheme: w.scheme,
+                        })
+                    }
+                    (None, _) => None,
+                };
+                match revived {
+                    Some(r) => {
+                        if mark.is_some() {
+                            kv.delete(gk);
+                        }
+                        r
+                    }
+                    None => {
+                        gone.push(c.id);
+                        continue;
+                    }
+                }
             }
         };
         kv.put(k, encode(&rec));
@@ -463,11 +539,14 @@ fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: Option<(&[Chunk
 }
 
 /// Drops one reference per occurrence. A chunk that reaches zero keeps its record (with
-/// refcount 0) so that garbage collection can find its shards.
+/// refcount 0) and is marked `Unreferenced`, for the collector to find.
 fn drop_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
     for c in chunks {
         let k = keys::chunk_key(&c.id);
         if let Some(mut r) = read::<ChunkRecord>(kv, &k)? {
+            if r.refcount == 1 {
+                kv.put(keys::gc_key(&c.id), encode(&GcMark::Unreferenced));
+            }
             r.refcount = r.refcount.saturating_sub(1);
             kv.put(k, encode(&r));
         }
@@ -476,6 +555,9 @@ fn drop_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
 }
 
 mod composite;
+mod gc;
+#[cfg(test)]
+mod gc_tests;
 mod manifest;
 #[cfg(test)]
 mod manifest_tests;

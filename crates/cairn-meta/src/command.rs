@@ -3,7 +3,9 @@
 use cairn_types::{ChunkId, ErasureScheme};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{Body, BucketRecord, KeyRecord, ObjectAttrs, ObjectRecord, PartRecord, UnixMillis, UploadRecord};
+use crate::records::{
+    Body, BucketRecord, KeyRecord, ObjectAttrs, ObjectRecord, PartRecord, UnixMillis, UploadRecord, WriteFence,
+};
 
 /// A change to the metadata. Every field `apply` needs is in the command (times and ids are
 /// chosen by the proposer), so applying it is deterministic.
@@ -141,6 +143,66 @@ pub enum Command {
         /// Access key that writes the copy.
         owner: String,
     },
+    /// Runs `command` (a `PutObject`, possibly inside `InBucket`, or a `PutPart`) with what its
+    /// writer saw of space reclamation before writing its chunks: a written chunk that a
+    /// collection pass may have deleted since is refused (`ChunksGone`) instead of being
+    /// committed without shards. Appended after `CopyObject`; the data path sends every write
+    /// of new chunks in it.
+    Fenced {
+        /// What the writer saw.
+        fence: WriteFence,
+        /// The write.
+        command: Box<Command>,
+    },
+    /// Begins a collection pass, or resumes the one in progress (a collector that crashed
+    /// mid-pass). Answers [`Response::Pass`].
+    GcBegin,
+    /// Claims chunks for deletion in the pass in progress: those with a record and no
+    /// reference, and orphans (no record). Others are skipped. Answers [`Response::Chunks`],
+    /// the chunks now claimed by this pass.
+    GcClaim {
+        /// The pass in progress.
+        pass: u64,
+        /// Candidates.
+        ids: Vec<ChunkId>,
+    },
+    /// Gives back claims of `pass` whose shards were not deleted (a writer is using the chunk).
+    GcRelease {
+        /// The pass.
+        pass: u64,
+        /// Chunks claimed by it.
+        ids: Vec<ChunkId>,
+    },
+    /// Records that the shards of chunks claimed by `pass` are deleted: their records go and
+    /// their marks become `Gone`.
+    GcDrop {
+        /// The pass.
+        pass: u64,
+        /// Chunks claimed by it, every shard deleted.
+        ids: Vec<ChunkId>,
+    },
+    /// Ends the pass in progress.
+    GcEnd {
+        /// The pass.
+        pass: u64,
+    },
+    /// Forgets `Gone` marks of passes up to `through` (an ended pass). From this command on,
+    /// a writer that began before pass `through` cannot commit a chunk it wrote whose record
+    /// is missing.
+    GcPurge {
+        /// The last pass whose marks may go.
+        through: u64,
+        /// Chunks whose `Gone` marks to remove now (more may follow in later commands).
+        ids: Vec<ChunkId>,
+    },
+    /// Removes records kept only for requests in flight: retired manifests (pages, extents and
+    /// the retirement record) and completion records of multipart uploads.
+    GcForget {
+        /// Version ids of retired manifests.
+        retired: Vec<String>,
+        /// Upload ids of completion records.
+        completed: Vec<String>,
+    },
 }
 
 /// The outcome of a command.
@@ -154,6 +216,10 @@ pub enum Response {
     Deleted(Vec<bool>),
     /// The command was refused and changed nothing.
     Failed(MetaError),
+    /// The collection pass begun or resumed by `GcBegin`.
+    Pass(u64),
+    /// The chunks a `GcClaim` claimed.
+    Chunks(Vec<ChunkId>),
 }
 
 /// Why a command was refused. These are the client's or the race's fault, never the store's,
@@ -219,6 +285,10 @@ pub enum MetaError {
     /// machine treats as fatal: it is not the command's fault and not the same on every replica.
     #[error("metadata store: {0}")]
     Store(String),
+    /// A collection command named a pass other than the one in progress (another collector
+    /// runs, or this one restarted): begin or resume a pass again.
+    #[error("collection pass {0} is not in progress")]
+    NotCurrentPass(u64),
 }
 
 /// What makes a command malformed, whatever the state it meets.
@@ -246,6 +316,9 @@ pub enum InvalidCommand {
     /// A version id must be 1 to 64 ASCII letters, digits, `-` or `_`.
     #[error("malformed version id")]
     VersionId,
+    /// `Fenced` wraps something other than a `PutObject` (possibly in `InBucket`) or `PutPart`.
+    #[error("Fenced must wrap a PutObject or PutPart")]
+    BadFence,
 }
 
 impl Command {
@@ -277,6 +350,17 @@ impl Command {
                 };
                 if !same {
                     return Err(InvalidCommand::BadGuard);
+                }
+                command.validate()
+            }
+            Command::Fenced { command, .. } => {
+                let ok = match &**command {
+                    Command::PutObject { .. } | Command::PutPart { .. } => true,
+                    Command::InBucket { command: inner, .. } => matches!(**inner, Command::PutObject { .. }),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(InvalidCommand::BadFence);
                 }
                 command.validate()
             }
@@ -334,6 +418,21 @@ impl std::fmt::Display for Command {
                 key,
                 ..
             } => write!(f, "CopyObject({source_bucket}/{source_key} -> {bucket}/{key})"),
+            Command::Fenced { command, .. } => write!(f, "Fenced({command})"),
+            Command::GcBegin => f.write_str("GcBegin"),
+            Command::GcClaim { pass, ids } => write!(f, "GcClaim(pass {pass}, {} chunks)", ids.len()),
+            Command::GcRelease { pass, ids } => write!(f, "GcRelease(pass {pass}, {} chunks)", ids.len()),
+            Command::GcDrop { pass, ids } => write!(f, "GcDrop(pass {pass}, {} chunks)", ids.len()),
+            Command::GcEnd { pass } => write!(f, "GcEnd({pass})"),
+            Command::GcPurge { through, ids } => write!(f, "GcPurge(through {through}, {} marks)", ids.len()),
+            Command::GcForget { retired, completed } => {
+                write!(
+                    f,
+                    "GcForget({} manifests, {} completions)",
+                    retired.len(),
+                    completed.len()
+                )
+            }
         }
     }
 }
@@ -345,6 +444,8 @@ impl std::fmt::Display for Response {
             Response::Object(o) => write!(f, "Object({})", o.version_id),
             Response::Deleted(v) => write!(f, "Deleted({})", v.len()),
             Response::Failed(e) => write!(f, "Failed({e})"),
+            Response::Pass(p) => write!(f, "Pass({p})"),
+            Response::Chunks(c) => write!(f, "Chunks({})", c.len()),
         }
     }
 }

@@ -13,6 +13,8 @@
 //! b'E' version-id 0x00 part-number(u32 BE)     -> PartExtent (their part layout)
 //! b'R' version-id                              -> PagedManifest (replaced or deleted, its pages
 //!                                                 kept for reads in flight until collected)
+//! b'G' chunk-id(32)                            -> GcMark (chunks being reclaimed)
+//! b'Z' "gc"                                    -> GcInfo (collection passes)
 //! ```
 //! Version ids are checked by [`crate::Command::validate`] to be short and without 0x00.
 //!
@@ -36,6 +38,8 @@ pub(crate) const T_COMPLETED: u8 = b'D';
 pub(crate) const T_MANIFEST: u8 = b'M';
 pub(crate) const T_EXTENT: u8 = b'E';
 pub(crate) const T_RETIRED: u8 = b'R';
+pub(crate) const T_GC: u8 = b'G';
+pub(crate) const T_SINGLE: u8 = b'Z';
 
 /// One past the last byte used as a table prefix: the state lives in `[0, TABLE_STATE_END)`.
 pub const TABLE_STATE_END: u8 = 0xFF;
@@ -172,6 +176,19 @@ pub(crate) fn retired_key(version: &str) -> Vec<u8> {
     let mut k = vec![T_RETIRED];
     k.extend_from_slice(version.as_bytes());
     k
+}
+
+/// Key of a chunk's collection mark.
+pub(crate) fn gc_key(id: &ChunkId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(T_GC);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of the collection progress record.
+pub(crate) fn gc_info_key() -> Vec<u8> {
+    vec![T_SINGLE, b'g', b'c']
 }
 
 /// The smallest key greater than every key starting with `prefix`.

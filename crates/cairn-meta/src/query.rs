@@ -1,13 +1,15 @@
 //! Reads of the metadata: point lookups and ordered listings, as pure functions over
 //! [`KvRead`]. Listings are range scans of the ordered key space, never full scans.
 
+use cairn_types::ChunkId;
 use serde::de::DeserializeOwned;
 
 use crate::codec::decode;
 use crate::keys::{self, prefix_end};
 use crate::kv::KvRead;
 use crate::records::{
-    BucketRecord, ChunkRecord, KeyRecord, ManifestPage, ObjectRecord, PartExtent, PartRecord, UploadRecord,
+    BucketRecord, ChunkRecord, CompletedUpload, GcInfo, GcMark, KeyRecord, ManifestPage, ObjectRecord, PagedManifest,
+    PartExtent, PartRecord, UploadRecord,
 };
 use crate::MetaError;
 
@@ -74,8 +76,98 @@ pub fn part_extent(kv: &(impl KvRead + ?Sized), version: &str, number: u32) -> R
 }
 
 /// A chunk's record.
-pub fn chunk(kv: &(impl KvRead + ?Sized), id: &cairn_types::ChunkId) -> Result<Option<ChunkRecord>> {
+pub fn chunk(kv: &(impl KvRead + ?Sized), id: &ChunkId) -> Result<Option<ChunkRecord>> {
     get(kv, &keys::chunk_key(id))
+}
+
+/// A chunk's collection mark, if it has one.
+pub fn gc_mark(kv: &(impl KvRead + ?Sized), id: &ChunkId) -> Result<Option<GcMark>> {
+    get(kv, &keys::gc_key(id))
+}
+
+/// The progress of space reclamation.
+pub fn gc_info(kv: &(impl KvRead + ?Sized)) -> Result<GcInfo> {
+    Ok(get(kv, &keys::gc_info_key())?.unwrap_or_default())
+}
+
+/// Up to `limit` collection marks of chunks after `after` (from the first when `None`), in
+/// chunk id order.
+pub fn gc_marks(kv: &(impl KvRead + ?Sized), after: Option<&ChunkId>, limit: usize) -> Result<Vec<(ChunkId, GcMark)>> {
+    let p = [keys::T_GC];
+    id_page(kv, &p, after, limit)
+}
+
+/// Up to `limit` chunk records after `after` (from the first when `None`), in chunk id order.
+pub fn chunks(
+    kv: &(impl KvRead + ?Sized),
+    after: Option<&ChunkId>,
+    limit: usize,
+) -> Result<Vec<(ChunkId, ChunkRecord)>> {
+    let p = [keys::T_CHUNK];
+    id_page(kv, &p, after, limit)
+}
+
+/// A page of a table keyed by one byte and a chunk id.
+fn id_page<T: DeserializeOwned>(
+    kv: &(impl KvRead + ?Sized),
+    table: &[u8; 1],
+    after: Option<&ChunkId>,
+    limit: usize,
+) -> Result<Vec<(ChunkId, T)>> {
+    let from = match after {
+        Some(id) => {
+            let mut k = table.to_vec();
+            k.extend_from_slice(id.as_bytes());
+            k.push(0);
+            k
+        }
+        None => table.to_vec(),
+    };
+    scan(kv, &from, &prefix_end(table), limit)?
+        .into_iter()
+        .map(|(k, v)| {
+            let id: [u8; 32] = k[1..]
+                .try_into()
+                .map_err(|_| MetaError::CorruptRecord("malformed chunk-keyed key".into()))?;
+            Ok((ChunkId(id), v))
+        })
+        .collect()
+}
+
+/// Up to `limit` retired manifests after version `after`: (version id, shape).
+pub fn retired(kv: &(impl KvRead + ?Sized), after: &str, limit: usize) -> Result<Vec<(String, PagedManifest)>> {
+    let p = [keys::T_RETIRED];
+    let mut from = keys::retired_key(after);
+    from.push(0);
+    string_page(kv, &p, &from, limit)
+}
+
+/// Up to `limit` completion records of multipart uploads after upload id `after`.
+pub fn completed_uploads(
+    kv: &(impl KvRead + ?Sized),
+    after: &str,
+    limit: usize,
+) -> Result<Vec<(String, CompletedUpload)>> {
+    let p = [keys::T_COMPLETED];
+    let mut from = keys::completed_key(after);
+    from.push(0);
+    string_page(kv, &p, &from, limit)
+}
+
+fn string_page<T: DeserializeOwned>(
+    kv: &(impl KvRead + ?Sized),
+    table: &[u8; 1],
+    from: &[u8],
+    limit: usize,
+) -> Result<Vec<(String, T)>> {
+    scan(kv, from, &prefix_end(table), limit)?
+        .into_iter()
+        .map(|(k, v)| {
+            let name =
+                String::from_utf8(k[1..].to_vec()).map_err(|_| MetaError::CorruptRecord("malformed key".into()))?;
+            Ok((name, v))
+        })
+        .collect()
 }
 
 /// An access key.

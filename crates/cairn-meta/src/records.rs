@@ -247,3 +247,52 @@ impl std::fmt::Debug for KeyRecord {
             .finish()
     }
 }
+
+/// Where a chunk stands in space reclamation (table `G`, keyed by chunk id). A chunk with a
+/// live reference has no mark. See docs/ARCHITECTURE.md, "Space reclamation", for the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GcMark {
+    /// Its reference count reached 0 (set by the command that dropped the last reference). A
+    /// commit referencing it again revives it; after the grace period the collector claims it.
+    Unreferenced,
+    /// Claimed by collection pass `pass`: its shards are being deleted. Commits referencing it
+    /// fail with `ChunksGone` until the pass drops or releases it.
+    Deleting {
+        /// The claiming pass.
+        pass: u64,
+        /// The `Gone` mark it had before the claim (an orphan claimed again), restored if the
+        /// claim is released.
+        prev_gone: Option<u64>,
+    },
+    /// Its shards were deleted by pass `pass` and its record dropped. Only a writer that saw
+    /// this very mark before writing the chunk again may commit it (its shards came after the
+    /// deletes); purged once older than the grace period.
+    Gone {
+        /// The pass that deleted it.
+        pass: u64,
+    },
+}
+
+/// Progress of space reclamation, one record in the metadata. Passes are numbered from 1 and
+/// run one at a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcInfo {
+    /// The last pass begun.
+    pub started: u64,
+    /// The last pass ended (`started` when none is in progress).
+    pub done: u64,
+    /// `Gone` marks of passes up to this one may have been purged.
+    pub purged_through: u64,
+}
+
+/// What a writer saw of the collection state before writing chunks, carried by its commit
+/// ([`crate::Command::Fenced`]) so that `apply` can tell whether the shards it wrote may have
+/// been deleted by a collection pass meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteFence {
+    /// [`GcInfo::done`] when the writer began: passes up to this one had ended, so none of
+    /// their deletes can land on what the writer wrote afterwards.
+    pub passes_done: u64,
+    /// Chunks the writer found `Gone` (with that pass) before writing them again.
+    pub seen_gone: Vec<(ChunkId, u64)>,
+}

@@ -95,6 +95,7 @@ impl From<MetaError> for Error {
             MetaError::SourceChanged => Error::SourceChanged,
             MetaError::VersionIdInUse => Error::Invalid(e.to_string()),
             MetaError::Store(s) => Error::Storage(s),
+            MetaError::NotCurrentPass(_) => Error::Unavailable(e.to_string()),
         }
     }
 }

@@ -37,6 +37,7 @@ async fn suite(store: Arc<dyn ShardStore>) {
     assert_eq!(store.get(key(1, 0)).await.unwrap(), Some(payload(2, 10)));
     assert_eq!(store.stats().shards, 1);
     assert_eq!(store.stats().live_bytes, 10);
+    assert_eq!(store.shards(), vec![(key(1, 0), 10)]);
 
     // Delete once, then it is gone.
     assert!(store.delete(key(1, 0)).await.unwrap());
@@ -68,7 +69,7 @@ async fn suite(store: Arc<dyn ShardStore>) {
     for n in 10..100u8 {
         assert!(store.delete(key(n, n % 4)).await.unwrap());
     }
-    store.compact().await.unwrap();
+    store.compact(&Default::default(), &Default::default()).await.unwrap();
     for n in 100..110u8 {
         assert_eq!(store.get(key(n, n % 4)).await.unwrap(), Some(payload(n, 5000)));
     }
@@ -106,7 +107,7 @@ async fn segment_store_survives_reopen() {
         }
         // Re-put after delete must win over the tombstone, before and after compaction.
         s.put(key(3, 0), payload(99, 10)).await.unwrap();
-        s.compact().await.unwrap();
+        s.compact(&Default::default(), &Default::default()).await.unwrap();
     }
     let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
     for n in 0..50u8 {
@@ -180,10 +181,147 @@ async fn compaction_reclaims_dead_segments() {
     for n in 0..90u8 {
         s.delete(key(n, 1)).await.unwrap();
     }
-    let report = s.compact().await.unwrap();
+    let report = s.compact(&Default::default(), &Default::default()).await.unwrap();
     assert!(report.segments_removed > 0);
     assert!(s.stats().disk_bytes < before / 2, "{:?} vs {before}", s.stats());
     for n in 90..100u8 {
         assert_eq!(s.get(key(n, 1)).await.unwrap(), Some(payload(n, 4000)));
     }
+}
+
+/// The expected content of the store in the compaction tests: key -> payload seed and length.
+fn compaction_workload() -> std::collections::BTreeMap<ShardKey, (u8, usize)> {
+    let mut live = std::collections::BTreeMap::new();
+    for n in 0..120u8 {
+        live.insert(key(n, n % 3), (n, 3000 + n as usize));
+    }
+    live
+}
+
+async fn fill_and_thin(s: &SegmentStore) -> std::collections::BTreeMap<ShardKey, (u8, usize)> {
+    // A first segment that stays mostly live, so it is not compacted...
+    let mut live = std::collections::BTreeMap::new();
+    for n in 0..20u8 {
+        let k = key(n, 3);
+        s.put(k, payload(n, 3000)).await.unwrap();
+        live.insert(k, (n, 3000));
+    }
+    for (k, (n, len)) in compaction_workload() {
+        s.put(k, payload(n, len)).await.unwrap();
+        live.insert(k, (n, len));
+    }
+    // ...and a few of its shards deleted now: their tombstones land in segments that die and
+    // are compacted, and must be carried or the shards come back at the next open.
+    for n in 0..3u8 {
+        s.delete(key(n, 3)).await.unwrap();
+        live.remove(&key(n, 3));
+    }
+    for n in 20..80u8 {
+        s.put(key(n, 3), payload(n, 3000)).await.unwrap();
+        s.delete(key(n, 3)).await.unwrap();
+    }
+    // Most records die: deletes, and overwrites whose new copy lands in later segments.
+    for n in 0..120u8 {
+        let k = key(n, n % 3);
+        match n % 4 {
+            0 | 1 => {
+                s.delete(k).await.unwrap();
+                live.remove(&k);
+            }
+            2 => {
+                s.put(k, payload(n.wrapping_add(100), 500)).await.unwrap();
+                live.insert(k, (n.wrapping_add(100), 500));
+            }
+            _ => {}
+        }
+    }
+    // A deleted key put again must survive its old tombstone being carried.
+    s.put(key(4, 1), payload(200, 700)).await.unwrap();
+    live.insert(key(4, 1), (200, 700));
+    live
+}
+
+async fn check_content(s: &SegmentStore, live: &std::collections::BTreeMap<ShardKey, (u8, usize)>, what: &str) {
+    for n in 0..120u8 {
+        for i in 0..4 {
+            let k = key(n, i);
+            let got = s.get(k).await.unwrap();
+            let want = live.get(&k).map(|(n, len)| payload(*n, *len));
+            assert_eq!(got, want, "{what}: shard {n}/{i}");
+        }
+    }
+    assert_eq!(s.stats().shards, live.len() as u64, "{what}");
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
+    let live = fill_and_thin(&s).await;
+    // After every step, the directory as a crash would leave it.
+    let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (from, to, steps) = (dir.path().to_path_buf(), images.path().to_path_buf(), steps.clone());
+        *s.step_hook.lock() = Some(Box::new(move || {
+            let n = steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let image = to.join(n.to_string());
+            std::fs::create_dir(&image).unwrap();
+            for e in std::fs::read_dir(&from).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), image.join(e.file_name())).unwrap();
+            }
+        }));
+    }
+    let before = s.stats().disk_bytes;
+    let progress = crate::CompactProgress::default();
+    let report = s.compact(&Default::default(), &progress).await.unwrap();
+    assert!(report.segments_removed >= 3, "{report:?}");
+    assert!(s.stats().disk_bytes < before, "{:?} vs {before}", s.stats());
+    assert_eq!(
+        progress.segments_done.load(std::sync::atomic::Ordering::Relaxed),
+        report.segments_removed
+    );
+    check_content(&s, &live, "after compaction").await;
+    let taken = steps.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(taken >= 3, "only {taken} steps");
+    for n in 0..taken {
+        let image = SegmentStore::open(images.path().join(n.to_string()), small_segments()).unwrap();
+        check_content(&image, &live, &format!("crash image after step {n}")).await;
+    }
+    drop(s);
+    let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
+    check_content(&s, &live, "reopened").await;
+}
+
+#[tokio::test]
+async fn writes_during_a_throttled_compaction_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(SegmentStore::open(dir.path(), small_segments()).unwrap());
+    let mut live = fill_and_thin(&s).await;
+    let opts = crate::CompactOptions {
+        min_dead_ratio: 0.5,
+        max_bytes_per_sec: 2 << 20,
+    };
+    let compaction = {
+        let s = s.clone();
+        tokio::spawn(async move { s.compact(&opts, &Default::default()).await })
+    };
+    // Deletes and re-puts of keys the compaction is carrying, while it carries them.
+    for n in (3..120u8).step_by(8) {
+        let k = key(n, n % 3);
+        s.delete(k).await.unwrap();
+        live.remove(&k);
+        if n % 16 == 3 {
+            s.put(k, payload(n, 900)).await.unwrap();
+            live.insert(k, (n, 900));
+        }
+        tokio::task::yield_now().await;
+    }
+    let report = compaction.await.unwrap().unwrap();
+    assert!(report.segments_removed > 0, "{report:?}");
+    check_content(&s, &live, "after compaction").await;
+    drop(Arc::into_inner(s).unwrap());
+    let s = SegmentStore::open(dir.path(), small_segments()).unwrap();
+    check_content(&s, &live, "reopened").await;
 }

@@ -30,6 +30,8 @@ mod conformance;
 #[cfg(test)]
 mod recovery_tests;
 
+use std::sync::atomic::AtomicU64;
+
 use bytes::Bytes;
 use cairn_types::ChunkId;
 
@@ -61,8 +63,42 @@ pub struct StoreStats {
 pub struct CompactionReport {
     /// Segment files rewritten and removed.
     pub segments_removed: u64,
-    /// Disk bytes given back.
+    /// Disk bytes given back (the removed segments' size less what was rewritten).
     pub bytes_reclaimed: u64,
+    /// Bytes of live records rewritten into the active segment.
+    pub bytes_rewritten: u64,
+}
+
+/// How a compaction pass chooses and paces its work.
+#[derive(Clone, Copy, Debug)]
+pub struct CompactOptions {
+    /// A segment is rewritten once at least this fraction of its bytes is dead, in `(0, 1]`.
+    pub min_dead_ratio: f64,
+    /// Most bytes per second the pass rewrites; 0 for no limit.
+    pub max_bytes_per_sec: u64,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        Self {
+            min_dead_ratio: 0.5,
+            max_bytes_per_sec: 0,
+        }
+    }
+}
+
+/// Counters of a compaction pass, updated as it goes, so that a caller can show its progress
+/// while it runs.
+#[derive(Debug, Default)]
+pub struct CompactProgress {
+    /// Segments the pass will rewrite.
+    pub segments_total: AtomicU64,
+    /// Segments rewritten and removed so far.
+    pub segments_done: AtomicU64,
+    /// Bytes of live records rewritten so far.
+    pub bytes_rewritten: AtomicU64,
+    /// Disk bytes given back so far.
+    pub bytes_reclaimed: AtomicU64,
 }
 
 /// Errors of a shard store.
@@ -127,6 +163,10 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Whether the shard exists (index lookup only, no read).
     fn contains(&self, key: ShardKey) -> bool;
 
+    /// Every shard the store holds, with its length, in key order (a snapshot of the index;
+    /// no data is read).
+    fn shards(&self) -> Vec<(ShardKey, u32)>;
+
     /// Current space accounting.
     fn stats(&self) -> StoreStats;
 
@@ -141,6 +181,13 @@ pub trait ShardStore: Send + Sync + 'static {
         true
     }
 
-    /// Rewrites segments that are mostly dead and removes them.
-    async fn compact(&self) -> Result<CompactionReport, ShardStoreError>;
+    /// Rewrites the live records of segments at least `opts.min_dead_ratio` dead into the
+    /// active segment and removes them, at most `opts.max_bytes_per_sec`. Writes to the store
+    /// go on meanwhile, each delayed by at most one step of the rewrite; a crash at any point
+    /// loses nothing (records are rewritten durably before their old segment goes).
+    async fn compact(
+        &self,
+        opts: &CompactOptions,
+        progress: &CompactProgress,
+    ) -> Result<CompactionReport, ShardStoreError>;
 }

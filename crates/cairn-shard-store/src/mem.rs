@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::{CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats};
+use crate::{CompactOptions, CompactProgress, CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats};
 
 /// An in-memory [`ShardStore`] for tests. It keeps the same contract as [`crate::SegmentStore`]
 /// except durability: its content is gone when it is dropped.
@@ -48,7 +48,13 @@ impl ShardStore for MemStore {
         }
     }
 
-    async fn compact(&self) -> Result<CompactionReport, ShardStoreError> {
+    fn shards(&self) -> Vec<(ShardKey, u32)> {
+        let mut v: Vec<(ShardKey, u32)> = self.shards.lock().iter().map(|(k, b)| (*k, b.len() as u32)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    async fn compact(&self, _: &CompactOptions, _: &CompactProgress) -> Result<CompactionReport, ShardStoreError> {
         Ok(CompactionReport::default())
     }
 }

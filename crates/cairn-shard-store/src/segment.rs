@@ -15,9 +15,11 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -25,7 +27,9 @@ use tokio::sync::oneshot;
 
 use crate::format::{self, HEADER_LEN, KIND_SHARD, KIND_TOMBSTONE};
 use crate::recover::{self, Entry, KIND_DAMAGED};
-use crate::{index_file, CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats};
+use crate::{
+    index_file, CompactOptions, CompactProgress, CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats,
+};
 
 /// Tuning of a [`SegmentStore`].
 #[derive(Clone, Debug)]
@@ -62,6 +66,8 @@ struct Segment {
 #[derive(Default)]
 struct State {
     index: HashMap<ShardKey, Loc>,
+    /// The segment appended to; every other one is sealed.
+    active: u64,
     segments: BTreeMap<u64, Segment>,
     live_bytes: u64,
     /// Shards known to fail their CRC (found at open or by a read), until rewritten or deleted.
@@ -138,19 +144,43 @@ enum Op {
         key: ShardKey,
         reply: oneshot::Sender<Result<bool, ShardStoreError>>,
     },
-    Compact {
-        reply: oneshot::Sender<Result<CompactionReport, ShardStoreError>>,
+    /// Appends records carried out of a segment being compacted (those still current).
+    Carry {
+        records: Vec<Carried>,
+        reply: oneshot::Sender<Result<u64, ShardStoreError>>,
     },
+    /// Seals the active segment (compaction of a mostly dead active segment).
+    Seal {
+        reply: oneshot::Sender<Result<(), ShardStoreError>>,
+    },
+    /// Removes a compacted segment, if no shard lives in it any more.
+    Retire {
+        seg: u64,
+        reply: oneshot::Sender<Result<u64, ShardStoreError>>,
+    },
+}
+
+/// A record of a segment being compacted, read outside the writer thread.
+struct Carried {
+    kind: u8,
+    key: ShardKey,
+    payload: Bytes,
+    /// Where it is now: a shard is carried only if the index still points there.
+    old: Loc,
 }
 
 /// The on-disk shard store of one disk. See the crate documentation for its guarantees.
 pub struct SegmentStore {
+    dir: PathBuf,
     state: Arc<RwLock<State>>,
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     failed: Arc<Mutex<Option<String>>>,
     #[cfg(test)]
     fail_syncs: Arc<std::sync::atomic::AtomicU32>,
+    /// Called after each compaction step (tests take crash images there).
+    #[cfg(test)]
+    pub(crate) step_hook: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// Counts a damaged record once and logs where it is.
@@ -259,13 +289,14 @@ impl SegmentStore {
                 (id, Vec::new())
             }
         };
+        state.active = active;
         let state = Arc::new(RwLock::new(state));
         let failed = Arc::new(Mutex::new(None));
         #[cfg(test)]
         let fail_syncs = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
-            dir,
+            dir: dir.clone(),
             opts,
             state: state.clone(),
             active,
@@ -278,12 +309,15 @@ impl SegmentStore {
             .name("cairn-shard-writer".into())
             .spawn(move || writer.run(rx))?;
         Ok(Self {
+            dir,
             state,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             failed,
             #[cfg(test)]
             fail_syncs,
+            #[cfg(test)]
+            step_hook: Mutex::new(None),
         })
     }
 
@@ -393,11 +427,216 @@ impl ShardStore for SegmentStore {
         self.failed.lock().is_none()
     }
 
-    async fn compact(&self) -> Result<CompactionReport, ShardStoreError> {
+    fn shards(&self) -> Vec<(ShardKey, u32)> {
+        let mut v: Vec<(ShardKey, u32)> = self.state.read().index.iter().map(|(k, l)| (*k, l.len)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    async fn compact(
+        &self,
+        opts: &CompactOptions,
+        progress: &CompactProgress,
+    ) -> Result<CompactionReport, ShardStoreError> {
+        let dead_enough = |s: &Segment| s.size > 0 && s.dead as f64 >= opts.min_dead_ratio * s.size as f64;
+        let seal = {
+            let st = self.state.read();
+            st.segments
+                .get(&st.active)
+                .is_some_and(|s| s.size >= MIN_SEAL_BYTES && dead_enough(s))
+        };
+        if seal {
+            let (reply, rx) = oneshot::channel();
+            self.send(Op::Seal { reply })?;
+            rx.await.map_err(|_| ShardStoreError::Closed)??;
+        }
+        let candidates: Vec<u64> = {
+            let st = self.state.read();
+            st.segments
+                .iter()
+                .filter(|(id, s)| **id != st.active && dead_enough(s))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        progress
+            .segments_total
+            .store(candidates.len() as u64, Ordering::Relaxed);
+        let mut pacer = Pacer::new(opts.max_bytes_per_sec);
+        let mut report = CompactionReport::default();
+        for id in candidates {
+            self.compact_segment(id, &mut pacer, progress, &mut report).await?;
+        }
+        Ok(report)
+    }
+}
+
+/// Paces a compaction to a rate: after each step it sleeps until the bytes rewritten so far
+/// are no ahead of the rate.
+struct Pacer {
+    rate: u64,
+    start: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(rate: u64) -> Self {
+        Self {
+            rate,
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    async fn step(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if self.rate == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+/// Most payload bytes one compaction step reads and appends: the longest a write waits behind
+/// compaction is one such append.
+const COMPACT_STEP_BYTES: usize = 4 << 20;
+
+/// An active segment smaller than this is not sealed for compaction (it would only make small
+/// segments).
+const MIN_SEAL_BYTES: u64 = 1 << 20;
+
+impl SegmentStore {
+    async fn call<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, ShardStoreError>>) -> Op,
+    ) -> Result<T, ShardStoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Op::Compact { reply })?;
+        self.send(op(reply))?;
         rx.await.map_err(|_| ShardStoreError::Closed)?
     }
+
+    /// Rewrites the live records of sealed segment `id`, one step at a time, then removes it.
+    async fn compact_segment(
+        &self,
+        id: u64,
+        pacer: &mut Pacer,
+        progress: &CompactProgress,
+        report: &mut CompactionReport,
+    ) -> Result<(), ShardStoreError> {
+        let Some((file, size)) = ({
+            let st = self.state.read();
+            st.segments.get(&id).map(|s| (s.file.clone(), s.size))
+        }) else {
+            return Ok(());
+        };
+        let (dir, f) = (self.dir.clone(), file.clone());
+        let entries = Arc::new(
+            tokio::task::spawn_blocking(move || sealed_entries(&dir, id, &f, size))
+                .await
+                .map_err(|e| ShardStoreError::Io(io::Error::other(e)))??,
+        );
+        let mut next = 0;
+        while next < entries.len() {
+            let (state, file, entries) = (self.state.clone(), file.clone(), entries.clone());
+            let (records, after) = tokio::task::spawn_blocking(move || gather(&state, &file, id, &entries, next))
+                .await
+                .map_err(|e| ShardStoreError::Io(io::Error::other(e)))??;
+            next = after;
+            if records.is_empty() {
+                continue;
+            }
+            let written = self.call(|reply| Op::Carry { records, reply }).await?;
+            report.bytes_rewritten += written;
+            progress.bytes_rewritten.fetch_add(written, Ordering::Relaxed);
+            #[cfg(test)]
+            if let Some(hook) = &*self.step_hook.lock() {
+                hook();
+            }
+            pacer.step(written).await;
+        }
+        let freed = self.call(|reply| Op::Retire { seg: id, reply }).await?;
+        report.segments_removed += 1;
+        report.bytes_reclaimed += freed;
+        progress.segments_done.fetch_add(1, Ordering::Relaxed);
+        progress.bytes_reclaimed.fetch_add(freed, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Reads the next step's worth of records of segment `id` that must survive it, from entry
+/// `from` on: current shards (a damaged one is handed over as such), and tombstones whose
+/// target still exists. Returns them and the entry to go on from.
+fn gather(
+    state: &RwLock<State>,
+    file: &File,
+    id: u64,
+    entries: &[Entry],
+    from: usize,
+) -> Result<(Vec<Carried>, usize), ShardStoreError> {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut i = from;
+    while i < entries.len() && bytes < COMPACT_STEP_BYTES {
+        let e = entries[i];
+        i += 1;
+        let loc = Loc {
+            seg: id,
+            offset: e.offset,
+            len: e.len,
+        };
+        let current = state.read().index.get(&e.key) == Some(&loc);
+        match e.kind {
+            KIND_SHARD if current => match read_record(file, e.key, loc) {
+                Ok(payload) => {
+                    bytes += payload.len();
+                    records.push(Carried {
+                        kind: KIND_SHARD,
+                        key: e.key,
+                        payload,
+                        old: loc,
+                    });
+                }
+                Err(ShardStoreError::Corrupt { .. }) => records.push(Carried {
+                    kind: KIND_DAMAGED,
+                    key: e.key,
+                    payload: Bytes::new(),
+                    old: loc,
+                }),
+                Err(err) => return Err(err),
+            },
+            KIND_DAMAGED if current => records.push(Carried {
+                kind: KIND_DAMAGED,
+                key: e.key,
+                payload: Bytes::new(),
+                old: loc,
+            }),
+            KIND_TOMBSTONE => {
+                if let Some((seg, off)) = e.target {
+                    if seg != id && state.read().segments.contains_key(&seg) {
+                        records.push(Carried {
+                            kind: KIND_TOMBSTONE,
+                            key: e.key,
+                            payload: Bytes::copy_from_slice(&format::encode_location(seg, off)),
+                            old: loc,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((records, i))
+}
+
+/// The records of a sealed segment: from its index file, or by scanning it.
+fn sealed_entries(dir: &Path, id: u64, file: &File, size: u64) -> io::Result<Vec<Entry>> {
+    if let Some(e) = index_file::read(dir, id, size) {
+        return Ok(e);
+    }
+    Ok(recover::scan(file, size, true)?.entries)
 }
 
 fn read_record(file: &File, key: ShardKey, loc: Loc) -> Result<Bytes, ShardStoreError> {
@@ -454,9 +693,6 @@ fn create_segment(dir: &Path, id: u64) -> io::Result<(File, u64)> {
     Ok((file, size))
 }
 
-/// Most payload bytes compaction holds in memory at once.
-const COMPACT_GROUP_BYTES: usize = 16 << 20;
-
 struct Writer {
     dir: PathBuf,
     opts: SegmentStoreOptions,
@@ -486,12 +722,22 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (compactions, writes): (Vec<Op>, Vec<Op>) =
-                batch.into_iter().partition(|op| matches!(op, Op::Compact { .. }));
+            let (writes, others): (Vec<Op>, Vec<Op>) = batch
+                .into_iter()
+                .partition(|op| matches!(op, Op::Put { .. } | Op::Delete { .. }));
             self.write_batch(writes);
-            for op in compactions {
-                if let Op::Compact { reply } = op {
-                    let _ = reply.send(self.compact());
+            for op in others {
+                match op {
+                    Op::Carry { records, reply } => {
+                        let _ = reply.send(self.carry(records));
+                    }
+                    Op::Seal { reply } => {
+                        let _ = reply.send(self.seal());
+                    }
+                    Op::Retire { seg, reply } => {
+                        let _ = reply.send(self.retire(seg));
+                    }
+                    Op::Put { .. } | Op::Delete { .. } => {}
                 }
             }
         }
@@ -508,17 +754,24 @@ impl Writer {
     }
 
     fn roll_if_full(&mut self) -> io::Result<()> {
-        let (_, sealed_size) = self.active_file();
-        if sealed_size < self.opts.segment_bytes {
+        let (_, size) = self.active_file();
+        if size < self.opts.segment_bytes {
             return Ok(());
         }
+        self.roll()
+    }
+
+    /// Seals the active segment (writing its index file) and starts the next one.
+    fn roll(&mut self) -> io::Result<()> {
+        let (_, sealed_size) = self.active_file();
         let id = self.active + 1;
         let (file, size) = create_segment(&self.dir, id)?;
         if let Err(e) = index_file::write(&self.dir, self.active, sealed_size, &self.active_entries) {
             tracing::warn!(segment = self.active, error = %e, "could not write segment index file");
         }
         self.active_entries.clear();
-        self.state.write().segments.insert(
+        let mut st = self.state.write();
+        st.segments.insert(
             id,
             Segment {
                 file: Arc::new(file),
@@ -526,6 +779,7 @@ impl Writer {
                 dead: 0,
             },
         );
+        st.active = id;
         self.active = id;
         Ok(())
     }
@@ -606,7 +860,7 @@ impl Writer {
                 Op::Put { key, .. } | Op::Delete { key, .. } => {
                     touched.insert(*key);
                 }
-                Op::Compact { .. } => {}
+                _ => {}
             }
             run.push(op);
         }
@@ -659,110 +913,84 @@ impl Writer {
                             .map_err(ShardStoreError::clone_kind),
                     );
                 }
-                Op::Compact { .. } => {}
+                _ => {}
             }
         }
     }
 
-    /// The records of a sealed segment: from its index file, or by scanning it.
-    fn sealed_entries(&self, id: u64, file: &File, size: u64) -> io::Result<Vec<Entry>> {
-        if let Some(e) = index_file::read(&self.dir, id, size) {
-            return Ok(e);
-        }
-        Ok(recover::scan(file, size, true)?.entries)
-    }
-
-    /// Rewrites every sealed segment that is at least half dead, oldest first, holding at most
-    /// [`COMPACT_GROUP_BYTES`] of payload in memory at once.
-    fn compact(&mut self) -> Result<CompactionReport, ShardStoreError> {
-        let mut report = CompactionReport::default();
-        let candidates: Vec<u64> = {
-            let st = self.state.read();
-            st.segments
-                .iter()
-                .filter(|(id, s)| **id != self.active && s.dead * 2 >= s.size)
-                .map(|(id, _)| *id)
-                .collect()
-        };
-        for id in candidates {
-            let (file, size) = {
-                let st = self.state.read();
-                let s = &st.segments[&id];
-                (s.file.clone(), s.size)
-            };
-            // What must survive: live shards, and tombstones whose target still exists.
-            let mut group: Vec<(u8, ShardKey, Vec<u8>, Option<Loc>)> = Vec::new();
-            let mut group_bytes = 0usize;
-            for e in self.sealed_entries(id, &file, size)? {
-                let loc = Loc {
-                    seg: id,
-                    offset: e.offset,
-                    len: e.len,
-                };
-                let current = self.state.read().index.get(&e.key) == Some(&loc);
-                match e.kind {
-                    KIND_SHARD if current => match read_record(&file, e.key, loc) {
-                        Ok(data) => {
-                            group_bytes += data.len();
-                            group.push((KIND_SHARD, e.key, data.to_vec(), Some(loc)));
-                        }
-                        Err(ShardStoreError::Corrupt { .. }) => {
-                            tracing::error!(segment = id, offset = e.offset, "damaged shard dropped by compaction");
-                            let mut st = self.state.write();
-                            st.remove(&e.key);
-                            st.damaged.insert(e.key);
-                        }
-                        Err(err) => return Err(err),
-                    },
+    /// Appends the still-current records carried out of a segment being compacted and
+    /// repoints the index at them; forgets damaged shards that are still current (they stay
+    /// listed as damaged, for a rebuild from parity). Returns the payload bytes appended.
+    fn carry(&mut self, records: Vec<Carried>) -> Result<u64, ShardStoreError> {
+        let mut keep = Vec::with_capacity(records.len());
+        {
+            let mut st = self.state.write();
+            for r in records {
+                let current = st.index.get(&r.key) == Some(&r.old);
+                match r.kind {
+                    KIND_SHARD if current => keep.push(r),
                     KIND_DAMAGED if current => {
-                        let mut st = self.state.write();
-                        st.remove(&e.key);
-                        st.damaged.insert(e.key);
+                        tracing::error!(
+                            segment = r.old.seg,
+                            offset = r.old.offset,
+                            "damaged shard dropped by compaction"
+                        );
+                        st.remove(&r.key);
+                        st.damaged.insert(r.key);
                     }
-                    KIND_TOMBSTONE => {
-                        if let Some((seg, off)) = e.target {
-                            if seg != id && self.state.read().segments.contains_key(&seg) {
-                                let payload = format::encode_location(seg, off).to_vec();
-                                group.push((KIND_TOMBSTONE, e.key, payload, None));
-                            }
-                        }
-                    }
+                    KIND_TOMBSTONE => keep.push(r),
                     _ => {}
                 }
-                if group_bytes >= COMPACT_GROUP_BYTES {
-                    self.carry(std::mem::take(&mut group))?;
-                    group_bytes = 0;
-                }
             }
-            self.carry(group)?;
-            self.state.write().segments.remove(&id);
-            std::fs::remove_file(segment_path(&self.dir, id))?;
-            index_file::remove(&self.dir, id)?;
-            File::open(&self.dir)?.sync_all()?;
-            report.segments_removed += 1;
-            report.bytes_reclaimed += size;
         }
-        Ok(report)
-    }
-
-    /// Appends records carried out of a segment being compacted and repoints the index at them
-    /// where it still points at the old copy.
-    fn carry(&mut self, group: Vec<(u8, ShardKey, Vec<u8>, Option<Loc>)>) -> Result<(), ShardStoreError> {
-        if group.is_empty() {
-            return Ok(());
+        if keep.is_empty() {
+            return Ok(0);
         }
-        let records: Vec<(u8, ShardKey, &[u8])> = group.iter().map(|(k, key, p, _)| (*k, *key, p.as_slice())).collect();
-        let locs = self.append(&records)?;
+        let list: Vec<(u8, ShardKey, &[u8])> = keep.iter().map(|r| (r.kind, r.key, &r.payload[..])).collect();
+        let locs = self.append(&list)?;
         let mut st = self.state.write();
-        for ((kind, key, _, old), new) in group.iter().zip(locs) {
-            if *kind == KIND_SHARD {
-                if st.index.get(key) == old.as_ref() {
-                    st.insert(*key, new);
-                }
+        let mut bytes = 0;
+        for (r, new) in keep.iter().zip(locs) {
+            bytes += r.payload.len() as u64;
+            if r.kind == KIND_SHARD {
+                // Still current: nothing but this thread changes the index.
+                st.insert(r.key, new);
             } else {
                 st.mark_dead(new);
             }
         }
+        Ok(bytes)
+    }
+
+    /// Seals the active segment and starts a new one.
+    fn seal(&mut self) -> Result<(), ShardStoreError> {
+        if let Some(e) = self.out_of_service() {
+            return Err(e);
+        }
+        self.roll()?;
         Ok(())
+    }
+
+    /// Removes compacted segment `seg` and its index file; refuses if a shard still lives in
+    /// it. Returns the bytes freed.
+    fn retire(&mut self, seg: u64) -> Result<u64, ShardStoreError> {
+        if seg == self.active {
+            return Err(ShardStoreError::Io(io::Error::other(
+                "cannot retire the active segment",
+            )));
+        }
+        let size = {
+            let mut st = self.state.write();
+            if st.index.values().any(|l| l.seg == seg) {
+                return Err(ShardStoreError::Io(io::Error::other(format!(
+                    "segment {seg} still holds live shards after compaction"
+                ))));
+            }
+            st.segments.remove(&seg).map_or(0, |s| s.size)
+        };
+        std::fs::remove_file(segment_path(&self.dir, seg))?;
+        index_file::remove(&self.dir, seg)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(size)
     }
 }

@@ -4,12 +4,31 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde::Deserialize;
 
+use crate::credentials::Root as RootKey;
 use crate::keys::{connect, AdminArgs};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
     /// Background workers: state, passes, what the last pass did, errors.
     Workers,
+    /// Space reclamation: unreferenced data, what was reclaimed, runs.
+    Gc {
+        #[command(subcommand)]
+        command: GcCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GcCommand {
+    /// Chunks pending collection, bytes reclaimed, next run, errors.
+    Status,
+    /// Runs every reclamation worker now (upload expiry, collector, orphan sweep, compaction)
+    /// and waits for the run with a progress display.
+    Run {
+        /// Return once the run is requested.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -21,15 +40,125 @@ struct Worker {
     last_pass_ms: Option<i64>,
     last_pass_items: u64,
     total_items: u64,
+    #[serde(default)]
+    total_bytes: u64,
+    #[serde(default)]
+    progress_done: u64,
+    #[serde(default)]
+    progress_total: u64,
+    #[serde(default)]
+    rate_bytes_per_sec: f64,
     last_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GcStatus {
+    runs_done: u64,
+    running: bool,
+    grace_secs: u64,
+    every_secs: u64,
+    pending_chunks: u64,
+    passes_done: u64,
+    workers: Vec<Worker>,
+}
+
+async fn get<T: serde::de::DeserializeOwned>(root: &RootKey, url: String) -> anyhow::Result<T> {
+    let r = reqwest::Client::new()
+        .get(url)
+        .basic_auth(&root.access_key, Some(&root.secret_key))
+        .send()
+        .await?;
+    let status = r.status();
+    if !status.is_success() {
+        bail!("admin API answered {status}: {}", r.text().await.unwrap_or_default());
+    }
+    Ok(r.json().await?)
+}
+
+/// Bytes in the largest binary unit that keeps the number at least 1.
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn print_gc(s: &GcStatus) {
+    println!(
+        "grace period: {} s, runs every {} s; runs done: {}{}; collection passes: {}",
+        s.grace_secs,
+        s.every_secs,
+        s.runs_done,
+        if s.running { " (one running)" } else { "" },
+        s.passes_done
+    );
+    println!(
+        "chunks unreferenced, waiting for the grace period: {}",
+        s.pending_chunks
+    );
+    let total: u64 = s.workers.iter().map(|w| w.total_bytes).sum();
+    println!("bytes reclaimed since start: {}", human_bytes(total));
+    println!(
+        "{:<14} {:<8} {:>7} {:>10} {:>12}  LAST PASS / ERROR",
+        "WORKER", "STATE", "PASSES", "ITEMS", "RECLAIMED"
+    );
+    for w in &s.workers {
+        let last = match (w.last_pass_ms, &w.last_error) {
+            (_, Some(e)) => format!("error: {e}"),
+            (Some(ms), None) => format!("{} s ago", (now_ms() - ms).max(0) / 1000),
+            (None, None) => "never".into(),
+        };
+        println!(
+            "{:<14} {:<8} {:>7} {:>10} {:>12}  {last}",
+            w.name,
+            w.state,
+            w.passes,
+            w.total_items,
+            human_bytes(w.total_bytes)
+        );
+    }
+}
+
+/// One line of progress for a run: the worker running and how far it is.
+fn progress_line(s: &GcStatus) -> String {
+    match s.workers.iter().find(|w| w.state == "running") {
+        Some(w) if w.progress_total > 0 => {
+            let width = 30;
+            let filled = (w.progress_done.min(w.progress_total) * width / w.progress_total) as usize;
+            format!(
+                "{:<14} [{}{}] {}/{} {}/s",
+                w.name,
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled),
+                w.progress_done,
+                w.progress_total,
+                human_bytes(w.rate_bytes_per_sec as u64)
+            )
+        }
+        Some(w) => format!("{:<14} running", w.name),
+        None => "waiting for the run to start".into(),
+    }
 }
 
 pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
     let (root, base) = connect(&admin)?;
     match cmd {
-        AdminCommand::Workers => {
+        AdminCommand::Gc {
+            command: GcCommand::Status,
+        } => print_gc(&get(&root, format!("{base}/admin/v1/gc")).await?),
+        AdminCommand::Gc {
+            command: GcCommand::Run { no_wait },
+        } => {
             let r = reqwest::Client::new()
-                .get(format!("{base}/admin/v1/workers"))
+                .post(format!("{base}/admin/v1/gc/run"))
                 .basic_auth(&root.access_key, Some(&root.secret_key))
                 .send()
                 .await?;
@@ -37,7 +166,39 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
             if !status.is_success() {
                 bail!("admin API answered {status}: {}", r.text().await.unwrap_or_default());
             }
-            let workers: Vec<Worker> = r.json().await?;
+            let run = r.json::<serde_json::Value>().await?["run"]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("admin API gave no run number"))?;
+            if no_wait {
+                println!("run {run} requested");
+                return Ok(());
+            }
+            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let mut last = String::new();
+            let s = loop {
+                let s: GcStatus = get(&root, format!("{base}/admin/v1/gc")).await?;
+                if s.runs_done >= run {
+                    break s;
+                }
+                let line = progress_line(&s);
+                if interactive {
+                    print!("\r{line:<80}");
+                    std::io::Write::flush(&mut std::io::stdout())?;
+                } else if line != last {
+                    println!("{line}");
+                }
+                last = line;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            if interactive {
+                println!("\r{:<80}", format!("run {run} done"));
+            } else {
+                println!("run {run} done");
+            }
+            print_gc(&s);
+        }
+        AdminCommand::Workers => {
+            let workers: Vec<Worker> = get(&root, format!("{base}/admin/v1/workers")).await?;
             println!(
                 "{:<16} {:<8} {:>7} {:>7} {:>10} {:>10}  LAST PASS / ERROR",
                 "WORKER", "STATE", "EVERY", "PASSES", "LAST", "TOTAL"

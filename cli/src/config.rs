@@ -41,6 +41,79 @@ pub struct ServerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// How long unreferenced data is kept before it is collected, e.g. 30s, 10m, 1h
+    /// [default: 1h]
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc_grace: Option<HumanDuration>,
+}
+
+/// A duration written as a number and a unit (`500ms`, `90s`, `10m`, `1h`, `7d`), or a bare
+/// number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration (a number and a unit: 500ms, 90s, 10m, 1h, 7d)"))?;
+        let unit_ms: u64 = match unit.trim() {
+            "ms" => 1,
+            "" | "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => {
+                return Err(format!(
+                    "unknown duration unit {other:?} in {s:?} (use ms, s, m, h or d)"
+                ))
+            }
+        };
+        n.checked_mul(unit_ms)
+            .map(|ms| HumanDuration(std::time::Duration::from_millis(ms)))
+            .ok_or_else(|| format!("duration {s:?} is too long"))
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        match ms {
+            0 => write!(f, "0s"),
+            _ if ms.is_multiple_of(86_400_000) => write!(f, "{}d", ms / 86_400_000),
+            _ if ms.is_multiple_of(3_600_000) => write!(f, "{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) => write!(f, "{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1000) => write!(f, "{}s", ms / 1000),
+            _ => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(n) => Ok(HumanDuration(std::time::Duration::from_secs(n))),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// The effective configuration.
@@ -77,6 +150,15 @@ pub struct ServerConfig {
     /// Seconds after which an incomplete multipart upload is aborted and its parts released;
     /// 0 keeps them for ever.
     pub multipart_expiry_secs: u64,
+    /// How long a chunk stays unreferenced (or a shard orphaned) before it is collected.
+    /// Requests in flight for longer than this may fail.
+    pub gc_grace: HumanDuration,
+    /// A segment file is compacted once at least this fraction of it is dead, in (0, 1].
+    pub compaction_dead_ratio: f64,
+    /// Most bytes per second compaction rewrites on each disk; 0 for no limit.
+    pub compaction_max_bytes_per_sec: u64,
+    /// Size in bytes at which a disk's segment file is sealed and a new one begun.
+    pub segment_bytes: u64,
 }
 
 /// Default for [`ServerConfig::multipart_expiry_secs`]: 7 days.
@@ -105,6 +187,10 @@ impl Default for ServerConfig {
             memory_budget_bytes: store.memory_budget,
             memory_budget_wait_secs: store.memory_budget_wait.as_secs(),
             multipart_expiry_secs: DEFAULT_MULTIPART_EXPIRY_SECS,
+            gc_grace: HumanDuration(std::time::Duration::from_secs(3600)),
+            compaction_dead_ratio: 0.5,
+            compaction_max_bytes_per_sec: 32 << 20,
+            segment_bytes: store.segment_bytes,
         }
     }
 }
@@ -137,6 +223,10 @@ impl ServerConfig {
             "memory_budget_bytes",
             "memory_budget_wait_secs",
             "multipart_expiry_secs",
+            "gc_grace",
+            "compaction_dead_ratio",
+            "compaction_max_bytes_per_sec",
+            "segment_bytes",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)
@@ -168,6 +258,18 @@ impl ServerConfig {
                 cfg.memory_budget_wait_secs
             );
         }
+        if !(cfg.compaction_dead_ratio > 0.0 && cfg.compaction_dead_ratio <= 1.0) {
+            bail!(
+                "compaction_dead_ratio: must be in (0, 1], got {}",
+                cfg.compaction_dead_ratio
+            );
+        }
+        if !(1 << 20..=4 << 30).contains(&cfg.segment_bytes) {
+            bail!(
+                "segment_bytes: must be between 1 MiB and 4 GiB, got {}",
+                cfg.segment_bytes
+            );
+        }
         if !(1024..=60 * 1024).contains(&cfg.max_header_bytes) {
             bail!(
                 "max_header_bytes: must be between 1024 and 61440, got {}",
@@ -175,5 +277,28 @@ impl ServerConfig {
             );
         }
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HumanDuration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_with_their_units() {
+        let d = |s: &str| s.parse::<HumanDuration>().map(|d| d.0);
+        assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(d("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(d("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(d("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(d("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(d("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert!(d("1w").is_err());
+        assert!(d("h").is_err());
+        assert!(d("-1s").is_err());
+        assert!(d("99999999999999999d").is_err());
+        assert_eq!(HumanDuration(Duration::from_secs(7200)).to_string(), "2h");
+        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1500ms");
     }
 }

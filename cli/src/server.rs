@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn::{Store, StoreConfig};
+use cairn::{CompactOptions, ReclaimConfig, Store, StoreConfig};
 use cairn_gateway::{Bound, GatewayConfig, HttpLimits};
 use cairn_s3::{RootCredentials, S3Settings};
 
@@ -54,6 +54,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .min(cfg.idle_timeout_secs.saturating_sub(1))
                 .max(1),
         ),
+        segment_bytes: cfg.segment_bytes,
         ..StoreConfig::default()
     };
     let store = Store::open_local(&cfg.data, cfg.disks, store_config)
@@ -118,12 +119,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         writeln!(out, "Ready.")?;
         out.flush()?;
     }
-    let expiry = (cfg.multipart_expiry_secs > 0)
-        .then(|| store.spawn_upload_expiry(Duration::from_secs(cfg.multipart_expiry_secs)));
+    let grace = cfg.gc_grace.0;
+    let upload_expiry = (cfg.multipart_expiry_secs > 0).then(|| Duration::from_secs(cfg.multipart_expiry_secs));
+    // Often enough for both: a quarter of the upload age, half the grace period.
+    let every = upload_expiry.map_or(ReclaimConfig::period_for(grace), |age| {
+        ReclaimConfig::period_for(grace).min((age / 4).max(Duration::from_secs(1)))
+    });
+    let reclaimer = store.spawn_reclaimer(ReclaimConfig {
+        grace,
+        every,
+        upload_expiry,
+        compaction: CompactOptions {
+            min_dead_ratio: cfg.compaction_dead_ratio,
+            max_bytes_per_sec: cfg.compaction_max_bytes_per_sec,
+        },
+    });
     let served = bound.serve(store.clone(), shutdown_signal()).await;
-    if let Some(task) = expiry {
-        task.abort();
-    }
+    reclaimer.abort();
     served?;
     store.shutdown().await;
     tracing::info!("stopped");

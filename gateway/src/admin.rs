@@ -6,6 +6,8 @@
 //! GET    /metrics              Prometheus text format
 //! GET    /admin/v1/status      disks, scheme, space (root only)
 //! GET    /admin/v1/workers     background workers: state, passes, last pass, errors (root only)
+//! GET    /admin/v1/gc          space reclamation: runs, pending chunks, its workers (root only)
+//! POST   /admin/v1/gc/run      start a run of every reclamation worker now -> {"run": n}
 //! GET    /admin/v1/keys        list keys without secrets (root only)
 //! POST   /admin/v1/keys        {"name", "access_key"?, "secret_key"?} -> the key with its secret
 //! DELETE /admin/v1/keys/{id}   204, or 404
@@ -139,6 +141,14 @@ impl Admin {
                 )
             }
             (Method::GET, "/admin/v1/workers") => json(StatusCode::OK, &self.store.workers()),
+            (Method::GET, "/admin/v1/gc") => match self.store.reclaim_status().await {
+                Ok(s) => json(StatusCode::OK, &s),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
+            (Method::POST, "/admin/v1/gc/run") => json(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({ "run": self.store.request_reclaim() }),
+            ),
             (Method::GET, "/admin/v1/keys") => match self.store.keys().await {
                 Ok(keys) => json(
                     StatusCode::OK,

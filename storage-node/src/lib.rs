@@ -33,8 +33,9 @@ pub enum OpenError {
     },
 }
 
-/// Opens (creating on first start) `count` disks under `dir/disks/NN`. Blocking.
-pub fn open_disks(dir: &Path, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, OpenError> {
+/// Opens (creating on first start) `count` disks under `dir/disks/NN`, each with `opts`.
+/// Blocking.
+pub fn open_disks(dir: &Path, count: usize, opts: &SegmentStoreOptions) -> Result<Vec<Arc<dyn ShardStore>>, OpenError> {
     let root = dir.join("disks");
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -60,7 +61,7 @@ pub fn open_disks(dir: &Path, count: usize) -> Result<Vec<Arc<dyn ShardStore>>, 
     (0..count)
         .map(|i| {
             let path = root.join(format!("{i:02}"));
-            SegmentStore::open(&path, SegmentStoreOptions::default())
+            SegmentStore::open(&path, opts.clone())
                 .map(|s| Arc::new(s) as Arc<dyn ShardStore>)
                 .map_err(io(&path))
         })

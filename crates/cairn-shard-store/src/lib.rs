@@ -65,7 +65,7 @@ pub struct CompactionReport {
     pub segments_removed: u64,
     /// Disk bytes given back (the removed segments' size less what was rewritten).
     pub bytes_reclaimed: u64,
-    /// Bytes of live records rewritten into the active segment.
+    /// Bytes of live records (headers included) rewritten into the active segment.
     pub bytes_rewritten: u64,
 }
 
@@ -160,8 +160,13 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Removes the shard durably. Returns whether it existed.
     async fn delete(&self, key: ShardKey) -> Result<bool, ShardStoreError>;
 
+    /// The shard's length if it exists (index lookup only, no read).
+    fn shard_len(&self, key: ShardKey) -> Option<u32>;
+
     /// Whether the shard exists (index lookup only, no read).
-    fn contains(&self, key: ShardKey) -> bool;
+    fn contains(&self, key: ShardKey) -> bool {
+        self.shard_len(key).is_some()
+    }
 
     /// Every shard the store holds, with its length, in key order (a snapshot of the index;
     /// no data is read).

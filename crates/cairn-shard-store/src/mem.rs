@@ -34,8 +34,8 @@ impl ShardStore for MemStore {
         Ok(self.shards.lock().remove(&key).is_some())
     }
 
-    fn contains(&self, key: ShardKey) -> bool {
-        self.shards.lock().contains_key(&key)
+    fn shard_len(&self, key: ShardKey) -> Option<u32> {
+        self.shards.lock().get(&key).map(|b| b.len() as u32)
     }
 
     fn stats(&self) -> StoreStats {

@@ -404,8 +404,8 @@ impl ShardStore for SegmentStore {
         rx.await.map_err(|_| ShardStoreError::Closed)?
     }
 
-    fn contains(&self, key: ShardKey) -> bool {
-        self.state.read().index.contains_key(&key)
+    fn shard_len(&self, key: ShardKey) -> Option<u32> {
+        self.state.read().index.get(&key).map(|l| l.len)
     }
 
     fn stats(&self) -> StoreStats {
@@ -539,6 +539,7 @@ impl SegmentStore {
                 .map_err(|e| ShardStoreError::Io(io::Error::other(e)))??,
         );
         let mut next = 0;
+        let mut rewritten = 0;
         while next < entries.len() {
             let (state, file, entries) = (self.state.clone(), file.clone(), entries.clone());
             let (records, after) = tokio::task::spawn_blocking(move || gather(&state, &file, id, &entries, next))
@@ -549,6 +550,7 @@ impl SegmentStore {
                 continue;
             }
             let written = self.call(|reply| Op::Carry { records, reply }).await?;
+            rewritten += written;
             report.bytes_rewritten += written;
             progress.bytes_rewritten.fetch_add(written, Ordering::Relaxed);
             #[cfg(test)]
@@ -557,7 +559,10 @@ impl SegmentStore {
             }
             pacer.step(written).await;
         }
-        let freed = self.call(|reply| Op::Retire { seg: id, reply }).await?;
+        let freed = self
+            .call(|reply| Op::Retire { seg: id, reply })
+            .await?
+            .saturating_sub(rewritten);
         report.segments_removed += 1;
         report.bytes_reclaimed += freed;
         progress.segments_done.fetch_add(1, Ordering::Relaxed);
@@ -920,7 +925,7 @@ impl Writer {
 
     /// Appends the still-current records carried out of a segment being compacted and
     /// repoints the index at them; forgets damaged shards that are still current (they stay
-    /// listed as damaged, for a rebuild from parity). Returns the payload bytes appended.
+    /// listed as damaged, for a rebuild from parity). Returns the bytes appended.
     fn carry(&mut self, records: Vec<Carried>) -> Result<u64, ShardStoreError> {
         let mut keep = Vec::with_capacity(records.len());
         {
@@ -951,7 +956,7 @@ impl Writer {
         let mut st = self.state.write();
         let mut bytes = 0;
         for (r, new) in keep.iter().zip(locs) {
-            bytes += r.payload.len() as u64;
+            bytes += State::record_len(new.len);
             if r.kind == KIND_SHARD {
                 // Still current: nothing but this thread changes the index.
                 st.insert(r.key, new);

@@ -22,7 +22,9 @@ mod error;
 mod expiry;
 mod placement;
 mod read;
+mod reclaim;
 mod store;
+mod workers;
 mod write;
 
 pub use cairn_chunk::ChunkerParams;
@@ -31,8 +33,10 @@ pub use cairn_meta::{
     Body, BucketRecord, Checksums, ChunkRef, KeyRecord, ObjectAttrs, ObjectRecord, PagedManifest, PartExtent,
     PartRecord, UploadRecord,
 };
+pub use cairn_shard_store::CompactOptions;
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
-pub use expiry::WorkerStatus;
+pub use reclaim::{ReclaimConfig, ReclaimStatus};
 pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
+pub use workers::{PassOutcome, WorkerStatus};
 pub use write::Staged;

@@ -37,6 +37,9 @@ pub struct StoreConfig {
     /// How long an upload or download waits for room in the memory budget before it fails
     /// with [`Error::Unavailable`] (503 to S3 clients, which retry).
     pub memory_budget_wait: std::time::Duration,
+    /// Size at which a disk's segment file is sealed and a new one begun (compaction rewrites
+    /// whole segments: smaller ones reclaim space sooner, larger ones mean fewer files).
+    pub segment_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +52,7 @@ impl Default for StoreConfig {
             min_part_size: limits::MIN_PART_SIZE,
             memory_budget: 1 << 30,
             memory_budget_wait: std::time::Duration::from_secs(30),
+            segment_bytes: cairn_shard_store::SegmentStoreOptions::default().segment_bytes,
         }
     }
 }
@@ -125,7 +129,15 @@ pub(crate) struct Inner {
     pub(crate) config: StoreConfig,
     pub(crate) budget: MemoryBudget,
     /// Background workers started on this store, with their status.
-    pub(crate) workers: std::sync::Mutex<Vec<Arc<std::sync::Mutex<crate::WorkerStatus>>>>,
+    pub(crate) workers: std::sync::Mutex<Vec<crate::workers::Worker>>,
+    /// Uploads staged and not yet committed or dropped, by registration number.
+    pub(crate) stagings: std::sync::Mutex<std::collections::HashMap<u64, Arc<crate::write::Staging>>>,
+    pub(crate) next_staging: std::sync::atomic::AtomicU64,
+    /// Woken when this process's collector drops or releases claimed chunks (uploads waiting
+    /// for a chunk being deleted look again).
+    pub(crate) gc_changed: tokio::sync::Notify,
+    /// Runs of the reclamation workers: requests and completions.
+    pub(crate) reclaim: crate::reclaim::Control,
 }
 
 impl Inner {
@@ -155,6 +167,9 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// How many times a commit that met chunks being collected is proposed again.
+const COMMIT_ATTEMPTS: u32 = 3;
+
 pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -172,7 +187,11 @@ impl Store {
         // directory before any disk runs torn-tail recovery on segments still being written.
         let meta = MetaNode::open_single(&dir.join("meta")).await?;
         let d = dir.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks))
+        let opts = cairn_shard_store::SegmentStoreOptions {
+            segment_bytes: config.segment_bytes,
+            ..Default::default()
+        };
+        let opened = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks, &opts))
             .await
             .map_err(|e| Error::Storage(e.to_string()))
             .and_then(|r| r.map_err(|e| Error::Storage(e.to_string())));
@@ -201,6 +220,10 @@ impl Store {
                 budget: MemoryBudget::new(config.memory_budget, config.memory_budget_wait),
                 config,
                 workers: Default::default(),
+                stagings: Default::default(),
+                next_staging: Default::default(),
+                gc_changed: Default::default(),
+                reclaim: Default::default(),
             }),
         }
     }
@@ -248,6 +271,56 @@ impl Store {
         match self.inner.meta.propose(cmd).await? {
             Response::Failed(e) => Err(e.into()),
             r => Ok(r),
+        }
+    }
+
+    /// Proposes a write of staged chunks in what its upload saw of space reclamation. A commit
+    /// that meets chunks a collection pass has claimed waits for the pass to give them back
+    /// (it does for chunks an upload of this process uses) and is proposed again; the caller
+    /// sees an error only if the chunks were really deleted (a collector elsewhere, or an
+    /// upload outliving the grace period).
+    async fn propose_fenced(&self, command: Command, staging: &crate::write::Staging) -> Result<Response> {
+        let mut attempts = 0;
+        loop {
+            let cmd = Command::Fenced {
+                fence: staging.fence(),
+                command: Box::new(command.clone()),
+            };
+            cmd.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+            match self.inner.meta.propose(cmd).await? {
+                Response::Failed(MetaError::ChunksGone(ids)) if attempts < COMMIT_ATTEMPTS => {
+                    attempts += 1;
+                    self.wait_until_not_deleting(ids).await?;
+                }
+                Response::Failed(e) => return Err(e.into()),
+                r => return Ok(r),
+            }
+        }
+    }
+
+    /// Waits (bounded) until none of `ids` is claimed by a collection pass.
+    async fn wait_until_not_deleting(&self, ids: Vec<cairn_types::ChunkId>) -> Result<()> {
+        let deadline = std::time::Instant::now() + crate::write::COLLECTION_WAIT;
+        loop {
+            let changed = self.inner.gc_changed.notified();
+            let ids = ids.clone();
+            let deleting = self
+                .query(move |kv| {
+                    for id in &ids {
+                        if matches!(query::gc_mark(kv, id)?, Some(cairn_meta::GcMark::Deleting { .. })) {
+                            return Ok(true);
+                        }
+                    }
+                    Ok(false)
+                })
+                .await?;
+            if !deleting {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable("chunks of the upload are being collected".into()));
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), changed).await;
         }
     }
 
@@ -338,17 +411,17 @@ impl Store {
             parts: Vec::new(),
             owner: owner.to_string(),
         };
-        let r = self
-            .propose(bucket.wrap(Command::PutObject {
-                bucket: bucket.name.clone(),
-                key: key.into(),
-                object: Box::new(object),
-                written: staged.written,
-                scheme: self.scheme(),
-                if_none_match: conditions.if_none_match,
-                if_match: conditions.if_match,
-            }))
-            .await?;
+        let command = bucket.wrap(Command::PutObject {
+            bucket: bucket.name.clone(),
+            key: key.into(),
+            object: Box::new(object),
+            written: staged.written,
+            scheme: self.scheme(),
+            if_none_match: conditions.if_none_match,
+            if_match: conditions.if_match,
+        });
+        // The registration (`staged.staging`) lives until the command is applied.
+        let r = self.propose_fenced(command, &staged.staging.staging).await?;
         match r {
             Response::Object(o) => Ok(*o),
             other => Err(Error::Storage(format!("unexpected response {other}"))),
@@ -494,15 +567,15 @@ impl Store {
             body: staged.body,
             checksums,
         };
-        self.propose(Command::PutPart {
+        let command = Command::PutPart {
             bucket: bucket.into(),
             key: key.into(),
             upload_id: upload_id.into(),
             part: part.clone(),
             written: staged.written,
             scheme: self.scheme(),
-        })
-        .await?;
+        };
+        self.propose_fenced(command, &staged.staging.staging).await?;
         Ok(part)
     }
 

@@ -1,11 +1,12 @@
 //! Staging: turning a byte stream into durable, not yet referenced chunks.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Chunker};
-use cairn_meta::{query, Body, ChunkRef, ObjectRecord};
+use cairn_meta::{query, Body, ChunkRef, GcMark, KvRead, MetaError, ObjectRecord, WriteFence};
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
 use futures::{Stream, StreamExt};
@@ -30,6 +31,89 @@ pub struct Staged {
     pub(crate) md5: [u8; 16],
     pub(crate) body: Body,
     pub(crate) written: Vec<ChunkId>,
+    /// Keeps the upload's chunks in the store's registry until it is committed or dropped.
+    pub(crate) staging: Arc<Registered>,
+}
+
+/// What one upload has stored or referenced so far, while it is staged: the collector never
+/// deletes a chunk an upload in this process uses, and never purges a collection mark that
+/// an upload in this process might still rely on.
+#[derive(Debug, Default)]
+pub(crate) struct Staging {
+    /// Every chunk id of the upload (written or found stored).
+    chunks: Mutex<HashSet<ChunkId>>,
+    /// Collection passes ended when the upload first looked at the metadata.
+    passes_done: OnceLock<u64>,
+    /// Chunks found `Gone` (with that pass) before being written again.
+    seen_gone: Mutex<Vec<(ChunkId, u64)>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Staging {
+    /// Adds `id`; true if the upload had not met it before.
+    fn note(&self, id: ChunkId) -> bool {
+        locked(&self.chunks).insert(id)
+    }
+
+    /// Whether the upload uses chunk `id`.
+    pub(crate) fn uses(&self, id: &ChunkId) -> bool {
+        locked(&self.chunks).contains(id)
+    }
+
+    /// The ended passes seen before the upload's first look at a chunk, if it has looked.
+    pub(crate) fn passes_done(&self) -> Option<u64> {
+        self.passes_done.get().copied()
+    }
+
+    /// Reads the ended passes once, before the upload writes anything.
+    fn observe_passes(&self, kv: &dyn KvRead) -> std::result::Result<(), MetaError> {
+        if self.passes_done.get().is_none() {
+            let done = query::gc_info(kv)?.done;
+            // A racing first read keeps the value stored first, read before either writes.
+            let _ = self.passes_done.set(done);
+        }
+        Ok(())
+    }
+
+    /// What the commit tells the metadata about this upload's writes.
+    pub(crate) fn fence(&self) -> WriteFence {
+        WriteFence {
+            passes_done: self.passes_done().unwrap_or(0),
+            seen_gone: locked(&self.seen_gone).clone(),
+        }
+    }
+}
+
+/// An upload's entry in the store's registry of stagings; removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    inner: std::sync::Weak<Inner>,
+    id: u64,
+    pub(crate) staging: Arc<Staging>,
+}
+
+impl Registered {
+    fn new(inner: &Arc<Inner>) -> Arc<Self> {
+        let staging = Arc::new(Staging::default());
+        let id = inner.next_staging.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        locked(&inner.stagings).insert(id, staging.clone());
+        Arc::new(Self {
+            inner: Arc::downgrade(inner),
+            id,
+            staging,
+        })
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            locked(&inner.stagings).remove(&self.id);
+        }
+    }
 }
 
 impl Staged {
@@ -139,10 +223,11 @@ impl Store {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let inner = &self.inner;
+        let registered = Registered::new(inner);
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
         let mut size = 0u64;
-        let mut in_flight = InFlight::new();
+        let mut in_flight = InFlight::new(registered.staging.clone());
         let mut emitted = false;
         while let Some(item) = body.next().await {
             let data = item?;
@@ -169,6 +254,7 @@ impl Store {
                 md5: Md5::digest(&all).into(),
                 body: Body::Inline(all),
                 written: Vec::new(),
+                staging: registered,
             });
         }
         for chunk in tail {
@@ -180,6 +266,7 @@ impl Store {
             md5,
             body: Body::Chunks(refs),
             written,
+            staging: registered,
         })
     }
 }
@@ -197,7 +284,7 @@ struct InFlight {
     written: Vec<ChunkId>,
     /// Chunks of this upload already stored or being stored: a chunk repeated within the
     /// upload (a run of zeros) is written once.
-    seen: Seen,
+    staging: Arc<Staging>,
     /// The digest after the last chunk pushed, once its task has computed it.
     md5: oneshot::Receiver<Md5>,
 }
@@ -229,14 +316,14 @@ impl Md5Link {
 }
 
 impl InFlight {
-    fn new() -> Self {
+    fn new(staging: Arc<Staging>) -> Self {
         let (tx, md5) = oneshot::channel();
         let _ = tx.send(Md5::new());
         Self {
             tasks: VecDeque::new(),
             refs: Vec::new(),
             written: Vec::new(),
-            seen: Seen::default(),
+            staging,
             md5,
         }
     }
@@ -254,7 +341,7 @@ impl InFlight {
             chunk,
             reserved,
             link,
-            self.seen.clone(),
+            self.staging.clone(),
         )));
     }
 
@@ -324,34 +411,87 @@ async fn store_chunk(
     chunk: Bytes,
     _reserved: Option<Reservation>,
     md5: Md5Link,
-    seen: Seen,
+    staging: Arc<Staging>,
 ) -> Result<(ChunkRef, bool)> {
-    let (stored, hashed) = tokio::join!(write_chunk(inner, chunk.clone(), seen), md5.update(chunk));
+    let (stored, hashed) = tokio::join!(write_chunk(inner, chunk.clone(), staging), md5.update(chunk));
     let stored = stored?;
     hashed?;
     Ok(stored)
 }
 
-/// The chunk ids an upload has stored or is storing.
-type Seen = Arc<std::sync::Mutex<HashSet<ChunkId>>>;
+/// What an upload found of a chunk before storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    /// Stored with a live reference, or met earlier in this upload: reference it.
+    Stored,
+    /// To be written; `Some(pass)` if collection pass `pass` deleted it.
+    Write(Option<u64>),
+    /// A collection pass is deleting its shards right now: wait until it is done.
+    Deleting,
+}
 
-/// Hashes one chunk; unless a live record has it or this upload already stores it (`seen`),
-/// encodes it and writes its shards, each to its disk, in parallel. Returns the reference and
-/// whether shards were written.
-async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, seen: Seen) -> Result<(ChunkRef, bool)> {
+fn look(kv: &dyn KvRead, id: &ChunkId) -> std::result::Result<Look, MetaError> {
+    if query::chunk(kv, id)?.is_some_and(|r| r.refcount > 0) {
+        return Ok(Look::Stored);
+    }
+    Ok(match query::gc_mark(kv, id)? {
+        Some(GcMark::Deleting { .. }) => Look::Deleting,
+        Some(GcMark::Gone { pass }) => Look::Write(Some(pass)),
+        _ => Look::Write(None),
+    })
+}
+
+/// How long an upload waits for a collection pass to finish deleting a chunk it is about to
+/// write again, before it fails with [`Error::Unavailable`].
+pub(crate) const COLLECTION_WAIT: Duration = Duration::from_secs(60);
+
+/// Hashes one chunk; unless a live record has it or this upload already stores it, encodes it
+/// and writes its shards, each to its disk, in parallel. A chunk whose shards a collection
+/// pass is deleting is written once the pass has dropped it. Returns the reference and whether
+/// shards were written.
+async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
     let reader = inner.meta.reader();
     let codec = inner.codec.clone();
-    let (id, shards) = tokio::task::spawn_blocking(move || {
-        let id = chunk_id(&chunk);
-        // The first occurrence in this upload writes the chunk (and is among the chunks the
-        // commit declares written); a later one references it. Held only for the insert.
-        let first = seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
-        let exists = !first || query::chunk(&*reader, &id)?.is_some_and(|r| r.refcount > 0);
-        Ok::<_, cairn_meta::MetaError>((id, (!exists).then(|| codec.encode(&chunk))))
+    let (data, st) = (chunk.clone(), staging.clone());
+    let (id, mut found, mut shards) = tokio::task::spawn_blocking(move || {
+        let id = chunk_id(&data);
+        // In the registry before the look: a pass that claims the chunk after this sees it
+        // in use and gives it back. Held only for the insert.
+        if !st.note(id) {
+            return Ok::<_, MetaError>((id, Look::Stored, None));
+        }
+        st.observe_passes(&*reader)?;
+        let found = look(&*reader, &id)?;
+        let shards = matches!(found, Look::Write(_)).then(|| codec.encode(&data));
+        Ok((id, found, shards))
     })
     .await
     .map_err(|e| Error::Storage(e.to_string()))??;
+    if found == Look::Deleting {
+        let deadline = Instant::now() + COLLECTION_WAIT;
+        while found == Look::Deleting {
+            let changed = inner.gc_changed.notified();
+            if Instant::now() >= deadline {
+                return Err(Error::Unavailable("a chunk of the upload is being collected".into()));
+            }
+            // Woken by this process's collector; the timeout covers one elsewhere.
+            let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
+            found = inner.query(move |kv| look(kv, &id)).await?;
+        }
+        if let Look::Write(_) = found {
+            let codec = inner.codec.clone();
+            let data = chunk.clone();
+            shards = Some(
+                tokio::task::spawn_blocking(move || codec.encode(&data))
+                    .await
+                    .map_err(|e| Error::Storage(e.to_string()))?,
+            );
+        }
+    }
+    if let Look::Write(Some(pass)) = found {
+        locked(&staging.seen_gone).push((id, pass));
+    }
     let r = ChunkRef { id, len };
     let Some(shards) = shards else {
         metrics::counter!("cairn_chunks_deduplicated_total").increment(1);

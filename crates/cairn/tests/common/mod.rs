@@ -6,7 +6,8 @@ use bytes::Bytes;
 use cairn::{ObjectAttrs, ObjectRecord, PutConditions, Staged, Store, StoreConfig};
 use futures::{stream, Stream, TryStreamExt};
 
-/// `len` pseudo-random bytes from `seed` (xorshift), the same on every run.
+/// `len` pseudo-random bytes from `seed` (xorshift), the same on every run. Seeds `2n` and
+/// `2n + 1` give the same bytes.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)

@@ -61,6 +61,8 @@ struct Segment {
     file: Arc<File>,
     size: u64,
     dead: u64,
+    /// Shards the index points at in this segment.
+    live: u64,
 }
 
 #[derive(Default)]
@@ -81,8 +83,11 @@ impl State {
 
     /// Points `key` at `loc`, marking whatever it replaced as dead.
     fn insert(&mut self, key: ShardKey, loc: Loc) {
+        if let Some(s) = self.segments.get_mut(&loc.seg) {
+            s.live += 1;
+        }
         if let Some(old) = self.index.insert(key, loc) {
-            self.mark_dead(old);
+            self.unlive(old);
             self.live_bytes -= u64::from(old.len);
         }
         self.live_bytes += u64::from(loc.len);
@@ -91,10 +96,18 @@ impl State {
 
     fn remove(&mut self, key: &ShardKey) -> Option<Loc> {
         let old = self.index.remove(key)?;
-        self.mark_dead(old);
+        self.unlive(old);
         self.live_bytes -= u64::from(old.len);
         self.damaged.remove(key);
         Some(old)
+    }
+
+    /// A shard record the index no longer points at.
+    fn unlive(&mut self, loc: Loc) {
+        if let Some(s) = self.segments.get_mut(&loc.seg) {
+            s.live = s.live.saturating_sub(1);
+        }
+        self.mark_dead(loc);
     }
 
     fn mark_dead(&mut self, loc: Loc) {
@@ -218,6 +231,7 @@ fn open_segment(dir: &Path, id: u64, newest: bool, state: &mut State) -> io::Res
             file: Arc::new(file.try_clone()?),
             size,
             dead: 0,
+            live: 0,
         },
     );
     let cached = if newest { None } else { index_file::read(dir, id, size) };
@@ -284,6 +298,7 @@ impl SegmentStore {
                         file: Arc::new(file),
                         size,
                         dead: 0,
+                        live: 0,
                     },
                 );
                 (id, Vec::new())
@@ -782,6 +797,7 @@ impl Writer {
                 file: Arc::new(file),
                 size,
                 dead: 0,
+                live: 0,
             },
         );
         st.active = id;
@@ -986,7 +1002,7 @@ impl Writer {
         }
         let size = {
             let mut st = self.state.write();
-            if st.index.values().any(|l| l.seg == seg) {
+            if st.segments.get(&seg).is_some_and(|s| s.live > 0) {
                 return Err(ShardStoreError::Io(io::Error::other(format!(
                     "segment {seg} still holds live shards after compaction"
                 ))));

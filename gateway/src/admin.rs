@@ -145,10 +145,10 @@ impl Admin {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             },
-            (Method::POST, "/admin/v1/gc/run") => json(
-                StatusCode::ACCEPTED,
-                &serde_json::json!({ "run": self.store.request_reclaim() }),
-            ),
+            (Method::POST, "/admin/v1/gc/run") => match self.store.request_reclaim() {
+                Ok(run) => json(StatusCode::ACCEPTED, &serde_json::json!({ "run": run })),
+                Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
+            },
             (Method::GET, "/admin/v1/keys") => match self.store.keys().await {
                 Ok(keys) => json(
                     StatusCode::OK,

@@ -70,6 +70,8 @@ pub struct ReclaimStatus {
 
 #[derive(Default)]
 struct Runs {
+    /// Whether a reclaimer task was started on the store.
+    spawned: bool,
     started: u64,
     done: u64,
     pending_chunks: u64,
@@ -606,6 +608,7 @@ impl Store {
         let store = self.clone();
         {
             let mut runs = self.inner.reclaim.runs();
+            runs.spawned = true;
             runs.grace = cfg.grace;
             runs.every = cfg.every;
         }
@@ -633,14 +636,20 @@ impl Store {
     }
 
     /// Asks for a run of every reclamation worker now; returns its number, to wait for with
-    /// [`Store::wait_reclaim`]. Without [`Store::spawn_reclaimer`] nothing runs.
-    pub fn request_reclaim(&self) -> u64 {
-        let target = self.inner.reclaim.runs().started + 1;
+    /// [`Store::wait_reclaim`]. Fails with [`Error::Invalid`] if no reclaimer was started
+    /// ([`Store::spawn_reclaimer`]).
+    pub fn request_reclaim(&self) -> Result<u64> {
+        let runs = self.inner.reclaim.runs();
+        if !runs.spawned {
+            return Err(Error::Invalid("space reclamation is not running on this store".into()));
+        }
+        let target = runs.started + 1;
+        drop(runs);
         self.inner.reclaim.trigger.notify_one();
-        target
+        Ok(target)
     }
 
-    /// Waits until run `run` of the reclamation workers has finished.
+    /// Waits until run `run` (a number [`Store::request_reclaim`] gave) has finished.
     pub async fn wait_reclaim(&self, run: u64) {
         loop {
             let finished = self.inner.reclaim.finished.notified();

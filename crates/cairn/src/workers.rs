@@ -85,6 +85,7 @@ impl Worker {
     /// Marks a pass as begun.
     pub(crate) fn begin(&self) {
         let mut s = lock(&self.0);
+        metrics::gauge!("cairn_worker_running", "worker" => s.status.name.clone()).set(1.0);
         s.started = Some(Instant::now());
         s.status.state = "running".into();
         s.status.progress_done = 0;
@@ -97,6 +98,10 @@ impl Worker {
         let mut s = lock(&self.0);
         s.status.progress_done = done;
         s.status.progress_total = total;
+        if total > 0 {
+            metrics::gauge!("cairn_worker_progress_ratio", "worker" => s.status.name.clone())
+                .set(done.min(total) as f64 / total as f64);
+        }
         let secs = s.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
         if secs > 0.0 {
             s.status.rate_bytes_per_sec = bytes as f64 / secs;
@@ -106,6 +111,7 @@ impl Worker {
     /// Records the end of a pass.
     pub(crate) fn finish<E: std::fmt::Display>(&self, result: &Result<PassOutcome, E>) {
         let mut s = lock(&self.0);
+        metrics::gauge!("cairn_worker_running", "worker" => s.status.name.clone()).set(0.0);
         let secs = s.started.take().map_or(0.0, |t| t.elapsed().as_secs_f64());
         let st = &mut s.status;
         st.state = "waiting".into();

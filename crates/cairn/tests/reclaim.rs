@@ -31,7 +31,7 @@ fn reclaim(grace: Duration, every: Duration) -> ReclaimConfig {
 
 /// Runs every reclamation worker once more and waits for it.
 async fn run(store: &Store) {
-    let n = store.request_reclaim();
+    let n = store.request_reclaim().unwrap();
     store.wait_reclaim(n).await;
 }
 

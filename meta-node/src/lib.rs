@@ -6,7 +6,10 @@
 //!
 //! Must not depend on: S3, HTTP, the data path.
 
+mod client;
 mod network;
+
+pub use client::{shared as local_client, LocalMetaClient};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -100,6 +100,16 @@ impl From<MetaError> for Error {
     }
 }
 
+impl From<cairn_meta_client::MetaClientError> for Error {
+    fn from(e: cairn_meta_client::MetaClientError) -> Self {
+        use cairn_meta_client::MetaClientError as E;
+        match e {
+            E::Unavailable(_) | E::NotLeader { .. } => Error::Unavailable(e.to_string()),
+            E::Meta(m) => m.into(),
+        }
+    }
+}
+
 impl From<cairn_meta_node::MetaUnavailable> for Error {
     fn from(e: cairn_meta_node::MetaUnavailable) -> Self {
         Error::Unavailable(e.to_string())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Codec};
-use cairn_meta::{query, Body, ChunkRef, ManifestPage, ObjectRecord};
+use cairn_meta::{Body, ChunkRef, ManifestPage, ObjectRecord};
 use cairn_shard_store::ShardKey;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
@@ -138,10 +138,7 @@ fn paged_pieces(
             if cursor >= range.end {
                 return Ok(None);
             }
-            let v = version.clone();
-            let pages: Vec<ManifestPage> = inner
-                .query(move |kv| query::manifest_pages(kv, &v, cursor, PAGES_PER_READ))
-                .await?;
+            let pages: Vec<ManifestPage> = inner.meta.manifest_pages(&version, cursor, PAGES_PER_READ).await?;
             let next = match pages.last() {
                 Some(p) if pages[0].start <= cursor => p.end(),
                 _ => {
@@ -164,8 +161,11 @@ fn paged_pieces(
 /// or corrupt; then decodes and verifies BLAKE3.
 pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes> {
     let record = inner
-        .query(move |kv| query::chunk(kv, &c.id))
+        .meta
+        .chunks(vec![c.id])
         .await?
+        .pop()
+        .and_then(|s| s.record)
         .ok_or_else(|| Error::Storage(format!("chunk {} has no record", c.id)))?;
     let codec = if record.scheme == inner.codec.scheme() {
         inner.codec.clone()

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cairn_meta::{query, ChunkRecord, Command, GcInfo, GcMark, Response};
+use cairn_meta::{ChunkRecord, Command, GcInfo, GcMark, Response};
 use cairn_shard_store::{CompactOptions, CompactProgress, ShardKey};
 use cairn_types::ChunkId;
 use serde::Serialize;
@@ -172,7 +172,7 @@ impl Store {
     }
 
     async fn gc_info(&self) -> Result<GcInfo> {
-        self.inner.query(|kv| query::gc_info(kv)).await
+        Ok(self.inner.meta.gc_info().await?)
     }
 
     /// Runs a collection pass over `ready` if there is anything to claim or a pass a crash
@@ -206,10 +206,7 @@ impl Store {
         let mut leftovers = Vec::new();
         let mut after = None;
         loop {
-            let page = self
-                .inner
-                .query(move |kv| query::gc_marks(kv, after.as_ref(), SCAN_PAGE))
-                .await?;
+            let page = self.inner.meta.gc_marks(after, SCAN_PAGE).await?;
             for (id, mark) in &page {
                 if matches!(mark, GcMark::Deleting { pass: p, .. } if *p == pass) {
                     leftovers.push(*id);
@@ -318,10 +315,7 @@ impl Store {
         let mut gone = Vec::new();
         let mut after = None;
         loop {
-            let page = self
-                .inner
-                .query(move |kv| query::gc_marks(kv, after.as_ref(), SCAN_PAGE))
-                .await?;
+            let page = self.inner.meta.gc_marks(after, SCAN_PAGE).await?;
             for (id, mark) in &page {
                 match mark {
                     GcMark::Unreferenced => unreferenced.push(*id),
@@ -352,22 +346,18 @@ impl Store {
             let mut found = HashSet::new();
             let mut after = None;
             loop {
-                let page = self
-                    .inner
-                    .query(move |kv| {
-                        let page = query::chunks(kv, after.as_ref(), SCAN_PAGE)?;
-                        let mut unmarked = Vec::new();
-                        for (id, r) in &page {
-                            if r.refcount == 0 && query::gc_mark(kv, id)?.is_none() {
-                                unmarked.push(*id);
-                            }
-                        }
-                        Ok((page.last().map(|(id, _)| *id), page.len(), unmarked))
-                    })
-                    .await?;
-                found.extend(page.2);
-                match page.0 {
-                    Some(id) if page.1 == SCAN_PAGE => after = Some(id),
+                let page = self.inner.meta.chunk_page(after, SCAN_PAGE).await?;
+                let zero: Vec<ChunkId> = page
+                    .iter()
+                    .filter(|(_, r)| r.refcount == 0)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if !zero.is_empty() {
+                    let states = self.inner.meta.chunks(zero).await?;
+                    found.extend(states.iter().filter(|s| s.mark.is_none()).map(|s| s.id));
+                }
+                match page.last() {
+                    Some((id, _)) if page.len() == SCAN_PAGE => after = Some(*id),
                     _ => break,
                 }
             }
@@ -377,18 +367,15 @@ impl Store {
         if legacy.is_empty() {
             return Ok(legacy);
         }
-        let still = self
+        let still: Vec<ChunkId> = self
             .inner
-            .query(move |kv| {
-                let mut v = Vec::new();
-                for id in legacy {
-                    if query::chunk(kv, &id)?.is_some_and(|r| r.refcount == 0) && query::gc_mark(kv, &id)?.is_none() {
-                        v.push(id);
-                    }
-                }
-                Ok(v)
-            })
-            .await?;
+            .meta
+            .chunks(legacy)
+            .await?
+            .into_iter()
+            .filter(|s| s.record.is_some_and(|r| r.refcount == 0) && s.mark.is_none())
+            .map(|s| s.id)
+            .collect();
         t.legacy = Some(still.iter().copied().collect());
         Ok(still)
     }
@@ -427,8 +414,7 @@ impl Store {
         let mut retired = Vec::new();
         let mut after = String::new();
         loop {
-            let from = after.clone();
-            let page = self.inner.query(move |kv| query::retired(kv, &from, SCAN_PAGE)).await?;
+            let page = self.inner.meta.retired(&after, SCAN_PAGE).await?;
             retired.extend(page.iter().map(|(v, _)| v.clone()));
             match page.last() {
                 Some((v, _)) if page.len() == SCAN_PAGE => after = v.clone(),
@@ -440,11 +426,7 @@ impl Store {
         let mut completed = Vec::new();
         let mut after = String::new();
         loop {
-            let from = after.clone();
-            let page = self
-                .inner
-                .query(move |kv| query::completed_uploads(kv, &from, SCAN_PAGE))
-                .await?;
+            let page = self.inner.meta.completed_uploads(&after, SCAN_PAGE).await?;
             completed.extend(
                 page.iter()
                     .filter(|(_, c)| c.completed < cutoff)
@@ -491,17 +473,8 @@ impl Store {
         worker.progress(0, ids.len() as u64, 0);
         let mut records: HashMap<ChunkId, Option<ChunkRecord>> = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(SCAN_PAGE) {
-            let batch = batch.to_vec();
-            let found = self
-                .inner
-                .query(move |kv| {
-                    batch
-                        .into_iter()
-                        .map(|id| Ok((id, query::chunk(kv, &id)?)))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                })
-                .await?;
-            records.extend(found);
+            let found = self.inner.meta.chunks(batch.to_vec()).await?;
+            records.extend(found.into_iter().map(|s| (s.id, s.record)));
         }
         let n = self.inner.disks.len();
         let mut misplaced = Vec::new();

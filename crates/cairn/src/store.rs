@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_chunk::{ChunkerParams, Codec};
-use cairn_meta::query::{self, ListPage, ListParams};
+use cairn_meta::query::ListPage;
 use cairn_meta::{
     Body, BucketRecord, Checksums, Command, KeyRecord, MetaError, ObjectAttrs, ObjectRecord, PartExtent, PartRecord,
     Response, UploadRecord,
 };
+use cairn_meta_client::{InBucket, ListQuery, MetaClient};
 use cairn_meta_node::MetaNode;
 use cairn_shard_store::ShardStore;
 use cairn_types::{limits, BucketName, ErasureScheme};
@@ -123,7 +124,7 @@ pub struct StoreStats {
 }
 
 pub(crate) struct Inner {
-    pub(crate) meta: MetaNode,
+    pub(crate) meta: Arc<dyn MetaClient>,
     pub(crate) disks: Vec<Arc<dyn ShardStore>>,
     pub(crate) codec: Arc<Codec>,
     pub(crate) config: StoreConfig,
@@ -141,18 +142,6 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Runs a read of the metadata on the blocking pool (RocksDB reads block).
-    pub(crate) async fn query<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn cairn_meta::KvRead) -> std::result::Result<T, MetaError> + Send + 'static,
-    ) -> Result<T> {
-        let reader = self.meta.reader();
-        tokio::task::spawn_blocking(move || f(&*reader))
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?
-            .map_err(Error::from)
-    }
-
     /// Memory a chunk of `len` bytes takes while it is encoded or decoded: the chunk and its
     /// shards.
     pub(crate) fn chunk_cost(&self, len: u64) -> u64 {
@@ -196,7 +185,12 @@ impl Store {
             .map_err(|e| Error::Storage(e.to_string()))
             .and_then(|r| r.map_err(|e| Error::Storage(e.to_string())));
         match opened {
-            Ok(stores) => Ok(Self::from_parts(meta, stores, scheme, config)),
+            Ok(stores) => Ok(Self::from_parts(
+                cairn_meta_node::local_client(meta),
+                stores,
+                scheme,
+                config,
+            )),
             Err(e) => {
                 meta.shutdown().await;
                 Err(e)
@@ -204,9 +198,9 @@ impl Store {
         }
     }
 
-    /// A store over an already running metadata node and opened disks.
+    /// A store over a metadata client and opened disks.
     pub fn from_parts(
-        meta: MetaNode,
+        meta: Arc<dyn MetaClient>,
         disks: Vec<Arc<dyn ShardStore>>,
         scheme: ErasureScheme,
         config: StoreConfig,
@@ -240,7 +234,7 @@ impl Store {
 
     /// Whether the metadata accepts writes.
     pub fn is_ready(&self) -> bool {
-        self.inner.meta.is_leader()
+        self.inner.meta.is_ready()
     }
 
     /// Stops the metadata node. In-flight operations fail with [`Error::Unavailable`].
@@ -303,17 +297,13 @@ impl Store {
         let deadline = std::time::Instant::now() + crate::write::COLLECTION_WAIT;
         loop {
             let changed = self.inner.gc_changed.notified();
-            let ids = ids.clone();
             let deleting = self
-                .query(move |kv| {
-                    for id in &ids {
-                        if matches!(query::gc_mark(kv, id)?, Some(cairn_meta::GcMark::Deleting { .. })) {
-                            return Ok(true);
-                        }
-                    }
-                    Ok(false)
-                })
-                .await?;
+                .inner
+                .meta
+                .chunks(ids.clone())
+                .await?
+                .iter()
+                .any(|s| matches!(s.mark, Some(cairn_meta::GcMark::Deleting { .. })));
             if !deleting {
                 return Ok(());
             }
@@ -322,13 +312,6 @@ impl Store {
             }
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), changed).await;
         }
-    }
-
-    async fn query<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn cairn_meta::KvRead) -> std::result::Result<T, MetaError> + Send + 'static,
-    ) -> Result<T> {
-        self.inner.query(f).await
     }
 
     // ---- buckets ----
@@ -352,10 +335,7 @@ impl Store {
 
     /// A bucket, or `NoSuchBucket`.
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord> {
-        let n = name.to_string();
-        self.query(move |kv| query::bucket(kv, &n))
-            .await?
-            .ok_or(Error::NoSuchBucket)
+        self.inner.meta.bucket(name).await?.ok_or(Error::NoSuchBucket)
     }
 
     /// A guard for writing into bucket `name` as it is now, or `NoSuchBucket`.
@@ -370,21 +350,17 @@ impl Store {
 
     /// Every bucket, by name.
     pub async fn buckets(&self) -> Result<Vec<BucketRecord>> {
-        self.query(|kv| query::buckets(kv)).await
+        Ok(self.inner.meta.buckets().await?)
     }
 
     // ---- objects ----
 
     /// The current version of an object. `NoSuchBucket` or `NoSuchKey` if absent.
     pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
-        let (b, k) = (bucket.to_string(), key.to_string());
-        let (exists, obj) = self
-            .query(move |kv| Ok((query::bucket(kv, &b)?.is_some(), query::object(kv, &b, &k)?)))
-            .await?;
-        match (exists, obj) {
-            (false, _) => Err(Error::NoSuchBucket),
-            (true, None) => Err(Error::NoSuchKey),
-            (true, Some(o)) => Ok(o),
+        match self.inner.meta.object(bucket, key).await? {
+            InBucket::NoBucket => Err(Error::NoSuchBucket),
+            InBucket::Absent => Err(Error::NoSuchKey),
+            InBucket::Found(o) => Ok(o),
         }
     }
 
@@ -465,10 +441,7 @@ impl Store {
     /// Where part `number` of a multipart `object` lies, or `None` if it has no such part.
     pub async fn part_extent(&self, object: &ObjectRecord, number: u32) -> Result<Option<PartExtent>> {
         match &object.body {
-            Body::Paged(m) if m.parts > 0 => {
-                let v = object.version_id.clone();
-                self.query(move |kv| query::part_extent(kv, &v, number)).await
-            }
+            Body::Paged(m) if m.parts > 0 => Ok(self.inner.meta.part_extent(&object.version_id, number).await?),
             _ => Ok(object.parts.iter().find(|p| p.number == number).copied()),
         }
     }
@@ -489,26 +462,17 @@ impl Store {
 
     /// One page of a listing, in S3 order.
     pub async fn list_objects(&self, bucket: &str, req: ListRequest) -> Result<ListPage> {
-        let b = bucket.to_string();
-        let (exists, page) = self
-            .query(move |kv| {
-                if query::bucket(kv, &b)?.is_none() {
-                    return Ok((false, ListPage::default()));
-                }
-                let params = ListParams {
-                    prefix: &req.prefix,
-                    delimiter: req.delimiter.as_deref(),
-                    after: req.after.as_deref(),
-                    max_keys: req.max_keys,
-                };
-                Ok((true, query::list_objects(kv, &b, &params)?))
-            })
-            .await?;
-        if exists {
-            Ok(page)
-        } else {
-            Err(Error::NoSuchBucket)
-        }
+        let query = ListQuery {
+            prefix: req.prefix,
+            delimiter: req.delimiter,
+            after: req.after,
+            max_keys: req.max_keys,
+        };
+        self.inner
+            .meta
+            .list_objects(bucket, &query)
+            .await?
+            .ok_or(Error::NoSuchBucket)
     }
 
     // ---- multipart ----
@@ -538,14 +502,10 @@ impl Store {
 
     /// An upload, or `NoSuchUpload` (`NoSuchBucket` if the bucket is gone).
     pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
-        let (b, k, u) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        let (exists, up) = self
-            .query(move |kv| Ok((query::bucket(kv, &b)?.is_some(), query::upload(kv, &b, &k, &u)?)))
-            .await?;
-        match (exists, up) {
-            (false, _) => Err(Error::NoSuchBucket),
-            (true, None) => Err(Error::NoSuchUpload),
-            (true, Some(u)) => Ok(u),
+        match self.inner.meta.upload(bucket, key, upload_id).await? {
+            InBucket::NoBucket => Err(Error::NoSuchBucket),
+            InBucket::Absent => Err(Error::NoSuchUpload),
+            InBucket::Found(u) => Ok(u),
         }
     }
 
@@ -619,8 +579,7 @@ impl Store {
 
     /// Parts of an upload numbered above `after`, at most `limit`.
     pub async fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<PartRecord>> {
-        let u = upload_id.to_string();
-        self.query(move |kv| query::parts(kv, &u, after, limit)).await
+        Ok(self.inner.meta.parts(upload_id, after, limit).await?)
     }
 
     /// In-progress uploads of a bucket, in (key, upload id) order.
@@ -632,13 +591,11 @@ impl Store {
         upload_id_marker: &str,
         limit: usize,
     ) -> Result<Vec<UploadRecord>> {
-        let (b, p, km, um) = (
-            bucket.to_string(),
-            prefix.to_string(),
-            key_marker.to_string(),
-            upload_id_marker.to_string(),
-        );
-        self.query(move |kv| query::uploads(kv, &b, &p, &km, &um, limit)).await
+        Ok(self
+            .inner
+            .meta
+            .uploads(bucket, prefix, key_marker, upload_id_marker, limit)
+            .await?)
     }
 
     // ---- keys ----
@@ -659,12 +616,11 @@ impl Store {
 
     /// An access key, if it exists.
     pub async fn key(&self, access_key: &str) -> Result<Option<KeyRecord>> {
-        let a = access_key.to_string();
-        self.query(move |kv| query::access_key(kv, &a)).await
+        Ok(self.inner.meta.access_key(access_key).await?)
     }
 
     /// Every access key.
     pub async fn keys(&self) -> Result<Vec<KeyRecord>> {
-        self.query(|kv| query::access_keys(kv)).await
+        Ok(self.inner.meta.access_keys().await?)
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Chunker};
-use cairn_meta::{query, Body, ChunkRef, GcMark, KvRead, MetaError, ObjectRecord, WriteFence};
+use cairn_meta::{Body, ChunkRef, GcMark, ObjectRecord, WriteFence};
+use cairn_meta_client::MetaClient;
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
 use futures::{Stream, StreamExt};
@@ -69,9 +70,9 @@ impl Staging {
     }
 
     /// Reads the ended passes once, before the upload writes anything.
-    fn observe_passes(&self, kv: &dyn KvRead) -> std::result::Result<(), MetaError> {
+    async fn observe_passes(&self, meta: &dyn MetaClient) -> Result<()> {
         if self.passes_done.get().is_none() {
-            let done = query::gc_info(kv)?.done;
+            let done = meta.gc_info().await?.done;
             // A racing first read keeps the value stored first, read before either writes.
             let _ = self.passes_done.set(done);
         }
@@ -430,11 +431,16 @@ enum Look {
     Deleting,
 }
 
-fn look(kv: &dyn KvRead, id: &ChunkId) -> std::result::Result<Look, MetaError> {
-    if query::chunk(kv, id)?.is_some_and(|r| r.refcount > 0) {
+async fn look(meta: &dyn MetaClient, id: ChunkId) -> Result<Look> {
+    let state = meta
+        .chunks(vec![id])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Storage("chunk lookup answered nothing".into()))?;
+    if state.record.is_some_and(|r| r.refcount > 0) {
         return Ok(Look::Stored);
     }
-    Ok(match query::gc_mark(kv, id)? {
+    Ok(match state.mark {
         Some(GcMark::Deleting { .. }) => Look::Deleting,
         Some(GcMark::Gone { pass }) => Look::Write(Some(pass)),
         _ => Look::Write(None),
@@ -451,23 +457,18 @@ pub(crate) const COLLECTION_WAIT: Duration = Duration::from_secs(60);
 /// shards were written.
 async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
-    let reader = inner.meta.reader();
-    let codec = inner.codec.clone();
-    let (data, st) = (chunk.clone(), staging.clone());
-    let (id, mut found, mut shards) = tokio::task::spawn_blocking(move || {
-        let id = chunk_id(&data);
-        // In the registry before the look: a pass that claims the chunk after this sees it
-        // in use and gives it back. Held only for the insert.
-        if !st.note(id) {
-            return Ok::<_, MetaError>((id, Look::Stored, None));
-        }
-        st.observe_passes(&*reader)?;
-        let found = look(&*reader, &id)?;
-        let shards = matches!(found, Look::Write(_)).then(|| codec.encode(&data));
-        Ok((id, found, shards))
-    })
-    .await
-    .map_err(|e| Error::Storage(e.to_string()))??;
+    let data = chunk.clone();
+    let id = tokio::task::spawn_blocking(move || chunk_id(&data))
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    // In the registry before the look: a pass that claims the chunk after this sees it in
+    // use and gives it back. A chunk met earlier in this upload is referenced again.
+    let mut found = if staging.note(id) {
+        staging.observe_passes(&*inner.meta).await?;
+        look(&*inner.meta, id).await?
+    } else {
+        Look::Stored
+    };
     if found == Look::Deleting {
         let deadline = Instant::now() + COLLECTION_WAIT;
         while found == Look::Deleting {
@@ -477,18 +478,21 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
             }
             // Woken by this process's collector; the timeout covers one elsewhere.
             let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
-            found = inner.query(move |kv| look(kv, &id)).await?;
+            found = look(&*inner.meta, id).await?;
         }
-        if let Look::Write(_) = found {
+    }
+    let shards = match found {
+        Look::Write(_) => {
             let codec = inner.codec.clone();
             let data = chunk.clone();
-            shards = Some(
+            Some(
                 tokio::task::spawn_blocking(move || codec.encode(&data))
                     .await
                     .map_err(|e| Error::Storage(e.to_string()))?,
-            );
+            )
         }
-    }
+        _ => None,
+    };
     if let Look::Write(Some(pass)) = found {
         locked(&staging.seen_gone).push((id, pass));
     }

@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::time::Duration;
 
 use anyhow::Context;
-use cairn::{CompactOptions, ReclaimConfig, Store, StoreConfig};
+use cairn::{CompactOptions, ReclaimConfig, StoreConfig};
 use cairn_gateway::{Bound, GatewayConfig, HttpLimits};
 use cairn_s3::{RootCredentials, S3Settings};
 
@@ -57,7 +57,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         segment_bytes: cfg.segment_bytes,
         ..StoreConfig::default()
     };
-    let store = Store::open_local(&cfg.data, cfg.disks, store_config)
+    let store = cairn_local::open(&cfg.data, cfg.disks, store_config)
         .await
         .context("opening the store")?;
     let (root, generated) = match credentials::load_or_create(&cfg.data) {

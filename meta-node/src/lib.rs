@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_meta::{Command, KvRead, Response, TypeConfig};
+use cairn_meta::{Command, KvRead, Response};
+use cairn_meta_store::TypeConfig;
 use cairn_meta_store::{StateMachine, StateReader};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};

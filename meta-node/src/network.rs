@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io::Cursor;
 
-use cairn_meta::TypeConfig;
+use cairn_meta_store::TypeConfig;
 use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};

@@ -17,6 +17,7 @@
 
 mod db;
 mod log_store;
+mod raft;
 mod state_machine;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod tests;
 
 pub use db::{open, MetaDb, StateReader};
 pub use log_store::LogStore;
+pub use raft::{NodeId, TypeConfig};
 pub use state_machine::StateMachine;
 
 /// Runs a blocking RocksDB operation off the async worker threads.

@@ -2,7 +2,9 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 
-use cairn_meta::{decode, encode, TypeConfig};
+use cairn_meta::{decode, encode};
+
+use crate::TypeConfig;
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};

@@ -1,6 +1,8 @@
 use std::io::{self, Cursor};
 
-use cairn_meta::{apply, decode, encode, Command, MetaError, Overlay, Response, TypeConfig};
+use cairn_meta::{apply, decode, encode, Command, MetaError, Overlay, Response};
+
+use crate::TypeConfig;
 use futures::{Stream, StreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::entry::RaftEntry;

@@ -3,7 +3,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use tempfile::TempDir;
 
-use cairn_meta::TypeConfig;
+use crate::TypeConfig;
 
 use crate::{LogStore, StateMachine};
 

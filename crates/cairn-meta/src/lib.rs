@@ -4,7 +4,7 @@
 //! records with reference counts, multipart uploads and parts, access keys), the [`Command`]s
 //! that change them, a pure [`apply`] that executes a command over a small transactional
 //! key-value interface ([`KvRead`]/[`KvWrite`]), the read [`query`] functions, the versioned
-//! binary encoding of every stored value, and the openraft type configuration ([`TypeConfig`]).
+//! binary encoding of every stored value.
 //!
 //! Invariants:
 //! - `apply` is deterministic: the same command over the same state writes the same bytes and
@@ -21,7 +21,6 @@ mod command;
 mod keys;
 mod kv;
 pub mod query;
-mod raft;
 mod records;
 
 pub use apply::apply;
@@ -29,5 +28,4 @@ pub use codec::{decode, encode, DecodeError};
 pub use command::{Command, InvalidCommand, MetaError, Response};
 pub use keys::{bucket_key, chunk_key, object_key, object_prefix, TABLE_STATE_END};
 pub use kv::{KvError, KvPairs, KvRead, KvWrite, MemKv, Overlay};
-pub use raft::{NodeId, TypeConfig};
 pub use records::*;

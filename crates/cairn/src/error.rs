@@ -109,9 +109,3 @@ impl From<cairn_meta_client::MetaClientError> for Error {
         }
     }
 }
-
-impl From<cairn_meta_node::MetaUnavailable> for Error {
-    fn from(e: cairn_meta_node::MetaUnavailable) -> Self {
-        Error::Unavailable(e.to_string())
-    }
-}

@@ -1,6 +1,5 @@
 //! [`Store`]: opening, buckets, objects, multipart uploads and keys.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +10,6 @@ use cairn_meta::{
     Response, UploadRecord,
 };
 use cairn_meta_client::{InBucket, ListQuery, MetaClient};
-use cairn_meta_node::MetaNode;
 use cairn_shard_store::ShardStore;
 use cairn_types::{limits, BucketName, ErasureScheme};
 
@@ -167,37 +165,6 @@ pub(crate) fn now_millis() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating on first start) a single-node store in `dir` with `disks` disk
-    /// directories: metadata in `dir/meta`, shards in `dir/disks/NN`. The erasure scheme follows
-    /// from the disk count ([`ErasureScheme::for_disks`]).
-    pub async fn open_local(dir: &Path, disks: usize, config: StoreConfig) -> Result<Self> {
-        let scheme = ErasureScheme::for_disks(disks).map_err(|e| Error::Storage(e.to_string()))?;
-        // The metadata first: its RocksDB lock keeps a second process off the whole data
-        // directory before any disk runs torn-tail recovery on segments still being written.
-        let meta = MetaNode::open_single(&dir.join("meta")).await?;
-        let d = dir.to_path_buf();
-        let opts = cairn_shard_store::SegmentStoreOptions {
-            segment_bytes: config.segment_bytes,
-            ..Default::default()
-        };
-        let opened = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks, &opts))
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))
-            .and_then(|r| r.map_err(|e| Error::Storage(e.to_string())));
-        match opened {
-            Ok(stores) => Ok(Self::from_parts(
-                cairn_meta_node::local_client(meta),
-                stores,
-                scheme,
-                config,
-            )),
-            Err(e) => {
-                meta.shutdown().await;
-                Err(e)
-            }
-        }
-    }
-
     /// A store over a metadata client and opened disks.
     pub fn from_parts(
         meta: Arc<dyn MetaClient>,

@@ -24,7 +24,7 @@ async fn survives_restart_and_two_lost_disks_of_six() {
     let big = data(20 << 20, 1);
     let small = b"small objects live inline".to_vec();
     {
-        let store = Store::open_local(dir.path(), 6, StoreConfig::default()).await.unwrap();
+        let store = cairn_local::open(dir.path(), 6, StoreConfig::default()).await.unwrap();
         assert_eq!((store.scheme().data, store.scheme().parity), (4, 2));
         store
             .create_bucket(&BucketName::new("bkt").unwrap(), "me")
@@ -49,7 +49,7 @@ async fn survives_restart_and_two_lost_disks_of_six() {
         }
         std::fs::write(&f, b).unwrap();
     }
-    let store = Store::open_local(dir.path(), 6, StoreConfig::default()).await.unwrap();
+    let store = cairn_local::open(dir.path(), 6, StoreConfig::default()).await.unwrap();
     assert_eq!(get(&store, "big", 0..u64::MAX).await, big);
     assert_eq!(get(&store, "big-again", 0..u64::MAX).await, big);
     assert_eq!(get(&store, "small", 0..u64::MAX).await, small);
@@ -88,7 +88,7 @@ async fn three_lost_shards_of_six_fail_loudly() {
             std::fs::remove_file(f).unwrap();
         }
     }
-    let store = Store::open_local(dir.path(), 6, StoreConfig::default()).await.unwrap();
+    let store = cairn_local::open(dir.path(), 6, StoreConfig::default()).await.unwrap();
     let o = store.object("bkt", "big").await.unwrap();
     let r: Result<Vec<Bytes>, _> = store.read(&o, 0..u64::MAX).try_collect().await;
     assert!(
@@ -105,24 +105,24 @@ async fn three_lost_shards_of_six_fail_loudly() {
 async fn disk_count_cannot_change_under_existing_data() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open_local(dir.path(), 3, StoreConfig::default()).await.unwrap();
+        let store = cairn_local::open(dir.path(), 3, StoreConfig::default()).await.unwrap();
         store.shutdown().await;
     }
-    assert!(Store::open_local(dir.path(), 6, StoreConfig::default()).await.is_err());
+    assert!(cairn_local::open(dir.path(), 6, StoreConfig::default()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_opener_is_refused_before_touching_disks() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Store::open_local(dir.path(), 1, StoreConfig::default()).await.unwrap();
-    assert!(Store::open_local(dir.path(), 1, StoreConfig::default()).await.is_err());
+    let first = cairn_local::open(dir.path(), 1, StoreConfig::default()).await.unwrap();
+    assert!(cairn_local::open(dir.path(), 1, StoreConfig::default()).await.is_err());
     first.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_recreated_during_an_upload_never_receives_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_local(dir.path(), 1, StoreConfig::default()).await.unwrap();
+    let store = cairn_local::open(dir.path(), 1, StoreConfig::default()).await.unwrap();
     let name = BucketName::new("shared").unwrap();
     store.create_bucket(&name, "alice").await.unwrap();
     // Alice's upload checks the bucket, then streams for a while...

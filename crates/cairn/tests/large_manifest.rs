@@ -2,7 +2,7 @@
 //! reads of any range walk the pages lazily, copies share them, a replaced version stays
 //! readable for reads already under way, and all of it survives a restart.
 
-use cairn::{Body, ChunkerParams, ObjectAttrs, PutConditions, Store, StoreConfig};
+use cairn::{Body, ChunkerParams, ObjectAttrs, PutConditions, StoreConfig};
 
 mod common;
 use common::{data, frames, open_with_bucket, put, read};
@@ -61,7 +61,7 @@ async fn a_paged_object_reads_back_any_range_and_survives_a_restart() {
     store.shutdown().await;
     drop(store);
 
-    let store = Store::open_local(dir.path(), 1, config()).await.unwrap();
+    let store = cairn_local::open(dir.path(), 1, config()).await.unwrap();
     let head = store.object("bkt", "big").await.unwrap();
     assert_eq!(read(&store, &head, 0..body.len() as u64).await, body);
     store.shutdown().await;

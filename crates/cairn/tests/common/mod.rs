@@ -29,7 +29,7 @@ pub fn frames(body: &[u8]) -> impl Stream<Item = Result<Bytes, std::io::Error>> 
 
 /// Opens a store on `dir` with `disks` disks and creates bucket `bkt`, owned by `me`.
 pub async fn open_with_bucket(dir: &std::path::Path, disks: usize, config: StoreConfig) -> Store {
-    let store = Store::open_local(dir, disks, config).await.unwrap();
+    let store = cairn_local::open(dir, disks, config).await.unwrap();
     store
         .create_bucket(&cairn::BucketName::new("bkt").unwrap(), "me")
         .await

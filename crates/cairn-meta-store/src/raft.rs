@@ -1,7 +1,7 @@
 //! The openraft type configuration of the metadata group. openraft is an alpha pinned to an
-//! exact version; this module and `cairn-meta-store` are the only places that name its types.
+//! exact version; this crate and `cairn-meta-node` are the only places that name its types.
 
-use crate::command::{Command, Response};
+use cairn_meta::{Command, Response};
 
 /// Id of a metadata node.
 pub type NodeId = u64;

@@ -14,6 +14,7 @@
 //! Must not depend on: RocksDB, openraft, HTTP, the data path.
 
 pub mod conformance;
+pub mod grpc;
 
 use cairn_meta::query::ListPage;
 use cairn_meta::{
@@ -21,6 +22,7 @@ use cairn_meta::{
     ObjectRecord, PagedManifest, PartExtent, PartRecord, Response, UploadRecord,
 };
 use cairn_types::ChunkId;
+use serde::{Deserialize, Serialize};
 
 /// Why a metadata operation did not complete.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +52,7 @@ impl MetaClientError {
 pub type Result<T> = std::result::Result<T, MetaClientError>;
 
 /// A record looked up inside a bucket.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InBucket<T> {
     /// The bucket does not exist.
     NoBucket,
@@ -61,7 +63,7 @@ pub enum InBucket<T> {
 }
 
 /// A page of a bucket listing: see [`MetaClient::list_objects`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListQuery {
     /// Only keys starting with this.
     pub prefix: String,
@@ -75,7 +77,7 @@ pub struct ListQuery {
 
 /// What the metadata holds about a chunk: its record (absent if never stored or collected)
 /// and its collection mark.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkState {
     /// The chunk.
     pub id: ChunkId,

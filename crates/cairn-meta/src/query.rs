@@ -242,7 +242,7 @@ pub struct ListParams<'a> {
 }
 
 /// One page of an object listing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListPage {
     /// Objects, in key order.
     pub objects: Vec<(String, ObjectRecord)>,

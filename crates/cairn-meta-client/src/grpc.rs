@@ -1,0 +1,416 @@
+//! The metadata API over gRPC (`proto/meta.proto`): [`GrpcMetaClient`], a [`MetaClient`] that
+//! calls a meta-node, and [`MetadataService`], the server side, which answers every call with
+//! any other `MetaClient` (on a meta-node: the in-process one).
+//!
+//! Arguments and answers are Cairn's versioned encoding (`cairn_meta::encode`) inside the
+//! protobuf `Payload`/`Reply`; errors keep their kind in `Failure.kind`. A call that fails in
+//! transport (connection refused, deadline) is [`MetaClientError::Unavailable`]: retryable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_meta::{decode, encode, Command, MetaError};
+use cairn_proto::meta::failure::Kind;
+use cairn_proto::meta::metadata_client::MetadataClient;
+use cairn_proto::meta::metadata_server::{Metadata, MetadataServer};
+use cairn_proto::meta::{reply, Failure, Payload, Reply};
+use cairn_types::ChunkId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{ChunkState, InBucket, ListQuery, MetaClient, MetaClientError, Result};
+
+/// Most bytes of one metadata message (a listing page of 1,000 large records, a batch of
+/// manifest pages); tonic's default of 4 MiB is below what a page of 64 manifest pages can be.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A [`MetaClient`] calling a meta-node's metadata API. One HTTP/2 connection, shared by every
+/// call (cheap to clone); each call has a deadline.
+#[derive(Clone)]
+pub struct GrpcMetaClient {
+    client: MetadataClient<Channel>,
+    /// Whether the last call reached a node that takes writes.
+    ready: Arc<AtomicBool>,
+}
+
+impl GrpcMetaClient {
+    /// A client of the meta-node at `addr` (`host:port`), connecting on first use, each call
+    /// failing as `Unavailable` after `timeout`.
+    pub fn new(addr: &str, timeout: Duration) -> std::result::Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(timeout)
+            .connect_lazy();
+        let client = MetadataClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self {
+            client,
+            ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Asks the meta-node whether it takes writes (and remembers the answer for
+    /// [`MetaClient::is_ready`]).
+    pub async fn check_ready(&self) -> Result<bool> {
+        let ready: bool = self.call(|mut c, p| async move { c.ready(p).await }, &()).await?;
+        self.ready.store(ready, Ordering::Relaxed);
+        Ok(ready)
+    }
+
+    async fn call<A, T, F, Fut>(&self, rpc: F, args: &A) -> Result<T>
+    where
+        A: Serialize,
+        T: DeserializeOwned,
+        F: FnOnce(MetadataClient<Channel>, tonic::Request<Payload>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<Reply>, tonic::Status>>,
+    {
+        let request = tonic::Request::new(Payload { body: encode(args) });
+        let answer = match rpc(self.client.clone(), request).await {
+            Ok(r) => from_reply(r.into_inner()),
+            Err(status) => Err(MetaClientError::Unavailable(format!(
+                "metadata call failed: {}: {}",
+                status.code(),
+                status.message()
+            ))),
+        };
+        if matches!(
+            answer,
+            Err(MetaClientError::Unavailable(_) | MetaClientError::NotLeader { .. })
+        ) {
+            self.ready.store(false, Ordering::Relaxed);
+        }
+        answer
+    }
+}
+
+fn from_reply<T: DeserializeOwned>(reply: Reply) -> Result<T> {
+    match reply.outcome {
+        Some(reply::Outcome::Ok(body)) => decode(&body)
+            .map_err(|e| MetaClientError::Meta(MetaError::CorruptRecord(format!("undecodable answer: {e}")))),
+        Some(reply::Outcome::Failure(f)) => Err(from_failure(f)),
+        None => Err(MetaClientError::Unavailable("empty metadata reply".into())),
+    }
+}
+
+fn from_failure(f: Failure) -> MetaClientError {
+    match Kind::try_from(f.kind) {
+        Ok(Kind::NotLeader) => MetaClientError::NotLeader {
+            leader: (!f.leader.is_empty()).then_some(f.leader),
+        },
+        Ok(Kind::Meta) => match decode::<MetaError>(&f.meta_error) {
+            Ok(e) => MetaClientError::Meta(e),
+            Err(e) => MetaClientError::Meta(MetaError::CorruptRecord(format!("undecodable error: {e}"))),
+        },
+        Ok(Kind::Invalid) => MetaClientError::Meta(MetaError::CorruptRecord(format!(
+            "the meta-node could not read the request: {}",
+            f.message
+        ))),
+        Ok(Kind::Unavailable) | Err(_) => MetaClientError::Unavailable(f.message),
+    }
+}
+
+/// Calls `$rpc` with `$args` encoded.
+macro_rules! rpc {
+    ($self:ident, $rpc:ident, $args:expr) => {
+        $self.call(|mut c, p| async move { c.$rpc(p).await }, &$args).await
+    };
+}
+
+#[async_trait::async_trait]
+impl MetaClient for GrpcMetaClient {
+    async fn propose(&self, cmd: Command) -> Result<cairn_meta::Response> {
+        rpc!(self, propose, cmd)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    async fn shutdown(&self) {}
+
+    async fn bucket(&self, name: &str) -> Result<Option<cairn_meta::BucketRecord>> {
+        rpc!(self, bucket, name)
+    }
+
+    async fn buckets(&self) -> Result<Vec<cairn_meta::BucketRecord>> {
+        rpc!(self, buckets, ())
+    }
+
+    async fn object(&self, bucket: &str, key: &str) -> Result<InBucket<cairn_meta::ObjectRecord>> {
+        rpc!(self, object, (bucket, key))
+    }
+
+    async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<Option<cairn_meta::query::ListPage>> {
+        rpc!(self, list_objects, (bucket, query))
+    }
+
+    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<InBucket<cairn_meta::UploadRecord>> {
+        rpc!(self, upload, (bucket, key, upload_id))
+    }
+
+    async fn uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: usize,
+    ) -> Result<Vec<cairn_meta::UploadRecord>> {
+        rpc!(
+            self,
+            uploads,
+            (bucket, prefix, key_marker, upload_id_marker, limit as u64)
+        )
+    }
+
+    async fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<cairn_meta::PartRecord>> {
+        rpc!(self, parts, (upload_id, after, limit as u64))
+    }
+
+    async fn part_extent(&self, version: &str, number: u32) -> Result<Option<cairn_meta::PartExtent>> {
+        rpc!(self, part_extent, (version, number))
+    }
+
+    async fn manifest_pages(&self, version: &str, offset: u64, limit: usize) -> Result<Vec<cairn_meta::ManifestPage>> {
+        rpc!(self, manifest_pages, (version, offset, limit as u64))
+    }
+
+    async fn access_key(&self, access_key: &str) -> Result<Option<cairn_meta::KeyRecord>> {
+        rpc!(self, access_key, access_key)
+    }
+
+    async fn access_keys(&self) -> Result<Vec<cairn_meta::KeyRecord>> {
+        rpc!(self, access_keys, ())
+    }
+
+    async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
+        rpc!(self, chunks, ids)
+    }
+
+    async fn chunk_page(
+        &self,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<(ChunkId, cairn_meta::ChunkRecord)>> {
+        rpc!(self, chunk_page, (after, limit as u64))
+    }
+
+    async fn gc_info(&self) -> Result<cairn_meta::GcInfo> {
+        rpc!(self, gc_info, ())
+    }
+
+    async fn gc_marks(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<(ChunkId, cairn_meta::GcMark)>> {
+        rpc!(self, gc_marks, (after, limit as u64))
+    }
+
+    async fn retired(&self, after: &str, limit: usize) -> Result<Vec<(String, cairn_meta::PagedManifest)>> {
+        rpc!(self, retired, (after, limit as u64))
+    }
+
+    async fn completed_uploads(&self, after: &str, limit: usize) -> Result<Vec<(String, cairn_meta::CompletedUpload)>> {
+        rpc!(self, completed_uploads, (after, limit as u64))
+    }
+}
+
+/// The server side of the metadata API: answers each call with `meta`.
+pub struct MetadataService {
+    meta: Arc<dyn MetaClient>,
+}
+
+impl MetadataService {
+    /// A service answering with `meta`, ready to add to a tonic server.
+    pub fn new(meta: Arc<dyn MetaClient>) -> MetadataServer<Self> {
+        MetadataServer::new(Self { meta })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+fn to_reply<T: Serialize>(answer: Result<T>) -> Reply {
+    let outcome = match answer {
+        Ok(t) => reply::Outcome::Ok(encode(&t)),
+        Err(e) => reply::Outcome::Failure(match e {
+            MetaClientError::Unavailable(m) => Failure {
+                kind: Kind::Unavailable as i32,
+                message: m,
+                ..Default::default()
+            },
+            MetaClientError::NotLeader { leader } => Failure {
+                kind: Kind::NotLeader as i32,
+                message: "not the leader".into(),
+                leader: leader.unwrap_or_default(),
+                ..Default::default()
+            },
+            MetaClientError::Meta(m) => Failure {
+                kind: Kind::Meta as i32,
+                message: m.to_string(),
+                meta_error: encode(&m),
+                ..Default::default()
+            },
+        }),
+    };
+    Reply { outcome: Some(outcome) }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> Reply {
+    Reply {
+        outcome: Some(reply::Outcome::Failure(Failure {
+            kind: Kind::Invalid as i32,
+            message: format!("{what}: {e}"),
+            ..Default::default()
+        })),
+    }
+}
+
+type Answer = std::result::Result<tonic::Response<Reply>, tonic::Status>;
+
+/// Decodes a request's arguments as `A`, runs `f` on them and encodes its answer.
+async fn answer<A, T, F, Fut>(name: &str, req: tonic::Request<Payload>, f: F) -> Answer
+where
+    A: DeserializeOwned,
+    T: Serialize,
+    F: FnOnce(A) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let reply = match decode::<A>(&req.into_inner().body) {
+        Ok(args) => to_reply(f(args).await),
+        Err(e) => invalid(name, e),
+    };
+    Ok(tonic::Response::new(reply))
+}
+
+#[tonic::async_trait]
+impl Metadata for MetadataService {
+    async fn propose(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("propose", req, |cmd: Command| self.meta.propose(cmd)).await
+    }
+
+    async fn bucket(&self, req: tonic::Request<Payload>) -> Answer {
+        answer(
+            "bucket",
+            req,
+            |name: String| async move { self.meta.bucket(&name).await },
+        )
+        .await
+    }
+
+    async fn buckets(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("buckets", req, |(): ()| self.meta.buckets()).await
+    }
+
+    async fn object(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("object", req, |(b, k): (String, String)| async move {
+            self.meta.object(&b, &k).await
+        })
+        .await
+    }
+
+    async fn list_objects(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("list_objects", req, |(b, q): (String, ListQuery)| async move {
+            self.meta.list_objects(&b, &q).await
+        })
+        .await
+    }
+
+    async fn upload(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("upload", req, |(b, k, u): (String, String, String)| async move {
+            self.meta.upload(&b, &k, &u).await
+        })
+        .await
+    }
+
+    async fn uploads(&self, req: tonic::Request<Payload>) -> Answer {
+        answer(
+            "uploads",
+            req,
+            |(b, p, km, um, limit): (String, String, String, String, u64)| async move {
+                self.meta.uploads(&b, &p, &km, &um, limit as usize).await
+            },
+        )
+        .await
+    }
+
+    async fn parts(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("parts", req, |(u, after, limit): (String, u32, u64)| async move {
+            self.meta.parts(&u, after, limit as usize).await
+        })
+        .await
+    }
+
+    async fn part_extent(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("part_extent", req, |(v, n): (String, u32)| async move {
+            self.meta.part_extent(&v, n).await
+        })
+        .await
+    }
+
+    async fn manifest_pages(&self, req: tonic::Request<Payload>) -> Answer {
+        answer(
+            "manifest_pages",
+            req,
+            |(v, offset, limit): (String, u64, u64)| async move {
+                self.meta.manifest_pages(&v, offset, limit as usize).await
+            },
+        )
+        .await
+    }
+
+    async fn access_key(&self, req: tonic::Request<Payload>) -> Answer {
+        answer(
+            "access_key",
+            req,
+            |a: String| async move { self.meta.access_key(&a).await },
+        )
+        .await
+    }
+
+    async fn access_keys(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("access_keys", req, |(): ()| self.meta.access_keys()).await
+    }
+
+    async fn chunks(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("chunks", req, |ids: Vec<ChunkId>| self.meta.chunks(ids)).await
+    }
+
+    async fn chunk_page(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("chunk_page", req, |(after, limit): (Option<ChunkId>, u64)| {
+            self.meta.chunk_page(after, limit as usize)
+        })
+        .await
+    }
+
+    async fn gc_info(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("gc_info", req, |(): ()| self.meta.gc_info()).await
+    }
+
+    async fn gc_marks(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("gc_marks", req, |(after, limit): (Option<ChunkId>, u64)| {
+            self.meta.gc_marks(after, limit as usize)
+        })
+        .await
+    }
+
+    async fn retired(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("retired", req, |(after, limit): (String, u64)| async move {
+            self.meta.retired(&after, limit as usize).await
+        })
+        .await
+    }
+
+    async fn completed_uploads(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("completed_uploads", req, |(after, limit): (String, u64)| async move {
+            self.meta.completed_uploads(&after, limit as usize).await
+        })
+        .await
+    }
+
+    async fn ready(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("ready", req, |(): ()| async { Ok(self.meta.is_ready()) }).await
+    }
+}

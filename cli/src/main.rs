@@ -4,6 +4,7 @@ mod admin;
 mod config;
 mod credentials;
 mod keys;
+mod meta_node;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,10 @@ struct Cli {
 enum Command {
     /// Run every role (metadata, storage, S3 gateway) in one process.
     Server(config::ServerArgs),
+    /// Run a metadata node: the Raft group's state, served over gRPC to gateways.
+    MetaNode(meta_node::MetaNodeArgs),
+    /// Run an S3 gateway with its own disks, its metadata on a meta-node (`--meta`).
+    Gateway(GatewayArgs),
     /// Manage access keys of a running server.
     Key {
         #[command(subcommand)]
@@ -35,13 +40,24 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct GatewayArgs {
+    /// Address of the meta-node (host:port)
+    #[arg(long, value_name = "ADDR")]
+    meta: String,
+    #[command(flatten)]
+    server: config::ServerArgs,
+}
+
 fn main() -> anyhow::Result<()> {
     // Before any thread exists: malloc recycles chunk-sized buffers (see cairn_chunk::alloc).
     cairn_chunk::tune_allocator();
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Server(args) => rt.block_on(server::run(args, server::Metadata::InProcess)),
+        Command::MetaNode(args) => rt.block_on(meta_node::run(args)),
+        Command::Gateway(args) => rt.block_on(server::run(args.server, server::Metadata::Remote(args.meta))),
         Command::Key { command, admin } => rt.block_on(keys::run(command, admin)),
         Command::Admin { command, admin } => rt.block_on(admin::run(command, admin)),
     }

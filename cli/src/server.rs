@@ -12,7 +12,7 @@ use cairn_s3::{RootCredentials, S3Settings};
 use crate::config::{ServerArgs, ServerConfig};
 use crate::credentials;
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -27,16 +27,35 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+/// Where the S3 server finds its metadata.
+pub enum Metadata {
+    /// A metadata node in this process, on the data directory (`cairn server`).
+    InProcess,
+    /// A meta-node at this address, over gRPC (`cairn gateway --meta ADDR`).
+    Remote(String),
+}
+
+/// How long a gateway waits for each metadata call before it fails as unavailable (503).
+const META_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, openraft warnings only).
+pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
+    init_tracing();
     cairn_gateway::install_metrics();
     let cfg = ServerConfig::load(&args)?;
-    tracing::info!(config = ?cfg, "starting cairn server");
+    match &metadata {
+        Metadata::InProcess => tracing::info!(config = ?cfg, "starting cairn server"),
+        Metadata::Remote(addr) => tracing::info!(config = ?cfg, meta = %addr, "starting cairn gateway"),
+    }
     // Owner-only: the directory holds the root credentials and every object's bytes.
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -57,9 +76,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         segment_bytes: cfg.segment_bytes,
         ..StoreConfig::default()
     };
-    let store = cairn_local::open(&cfg.data, cfg.disks, store_config)
-        .await
-        .context("opening the store")?;
+    let (store, _dir_lock) = match &metadata {
+        Metadata::InProcess => (
+            cairn_local::open(&cfg.data, cfg.disks, store_config)
+                .await
+                .context("opening the store")?,
+            None,
+        ),
+        Metadata::Remote(addr) => {
+            let secret = crate::meta_node::cluster_secret()?;
+            let meta = cairn_meta_client::grpc::GrpcMetaClient::new(addr, META_CALL_TIMEOUT, &secret)
+                .with_context(|| format!("metadata address {addr}"))?;
+            wait_for_metadata(&meta, addr).await?;
+            // Readiness (`/health/ready`) follows the meta-node: calls that fail clear it, and
+            // this probe sets it again once the node answers.
+            let probe = meta.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = probe.check_ready().await;
+                }
+            });
+            let (store, lock) =
+                cairn_local::open_with_meta(&cfg.data, cfg.disks, store_config, std::sync::Arc::new(meta))
+                    .await
+                    .context("opening the disks")?;
+            (store, Some(lock))
+        }
+    };
     let (root, generated) = match credentials::load_or_create(&cfg.data) {
         Ok(r) => r,
         Err(e) => {
@@ -140,4 +184,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits until the meta-node at `addr` answers and takes writes, logging while it does not.
+/// Fails at once if the meta-node refuses this gateway (a wrong cluster secret).
+async fn wait_for_metadata(meta: &cairn_meta_client::grpc::GrpcMetaClient, addr: &str) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match meta.check_ready().await {
+            Ok(true) => return Ok(()),
+            Err(e @ cairn_meta_client::MetaClientError::Refused(_)) => {
+                anyhow::bail!("the meta-node at {addr} refused this gateway: {e} (check CAIRN_CLUSTER_SECRET)")
+            }
+            Ok(false) => tracing::info!(meta = %addr, "waiting for the metadata to elect a leader"),
+            Err(e) => tracing::warn!(meta = %addr, error = %e, "waiting for the metadata"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
 }

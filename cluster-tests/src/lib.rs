@@ -81,6 +81,24 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> (Server, Vec<String>) {
+        Self::start_role(&["server"], data, disks, root_from_env, extra, env)
+    }
+
+    /// Starts `cairn gateway --meta META_ADDR` (an S3 gateway with its own disks, its metadata
+    /// on a meta-node), with the test root credentials and `env` (which must hold
+    /// `CAIRN_CLUSTER_SECRET`).
+    pub fn start_gateway(data: &Path, disks: usize, meta_addr: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_role(&["gateway", "--meta", meta_addr], data, disks, true, &[], env).0
+    }
+
+    fn start_role(
+        role: &[&str],
+        data: &Path,
+        disks: usize,
+        root_from_env: bool,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Server, Vec<String>) {
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension("log");
         let log_file = std::fs::OpenOptions::new()
@@ -89,7 +107,8 @@ impl Server {
             .open(&log)
             .unwrap();
         let mut cmd = Command::new(cairn_bin());
-        cmd.args(["server", "--s3-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        cmd.args(role)
+            .args(["--s3-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
             .arg("--data")
             .arg(data)
             .args(["--disks", &disks.to_string()])

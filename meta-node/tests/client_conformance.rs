@@ -25,13 +25,15 @@ async fn the_local_client_passes_the_conformance_suite() {
     client.shutdown().await;
 }
 
+const SECRET: &str = "test-cluster-secret";
+
 /// The meta-node's gRPC metadata API, served on an OS-chosen port, for the test's lifetime.
 async fn serve(client: LocalMetaClient) -> (String, tokio::task::JoinHandle<()>) {
     let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
         .unwrap()
         .with_nodelay(Some(true));
     let addr = incoming.local_addr().unwrap().to_string();
-    let service = cairn_meta_client::grpc::MetadataService::new(std::sync::Arc::new(client));
+    let service = cairn_meta_client::grpc::MetadataService::new(std::sync::Arc::new(client), SECRET);
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(service)
@@ -48,7 +50,15 @@ async fn the_grpc_client_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let local = LocalMetaClient::new(MetaNode::open_single(dir.path()).await.unwrap());
     let (addr, server) = serve(local.clone()).await;
-    let client = GrpcMetaClient::new(&addr, std::time::Duration::from_secs(5)).unwrap();
+    // Without the cluster's secret, nothing is answered.
+    let stranger = GrpcMetaClient::new(&addr, std::time::Duration::from_secs(5), "wrong").unwrap();
+    let refused = stranger.access_keys().await.unwrap_err();
+    assert!(
+        matches!(&refused, cairn_meta_client::MetaClientError::Refused(m) if m.contains("cluster secret")),
+        "{refused}"
+    );
+    assert!(!refused.is_retryable());
+    let client = GrpcMetaClient::new(&addr, std::time::Duration::from_secs(5), SECRET).unwrap();
     assert!(!client.is_ready(), "not ready before it has reached the node");
     assert!(client.check_ready().await.unwrap());
     cairn_meta_client::conformance::run(&client).await;
@@ -81,7 +91,7 @@ async fn a_client_of_an_address_nobody_listens_on_gets_retryable_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = GrpcMetaClient::new(&addr.to_string(), std::time::Duration::from_secs(2)).unwrap();
+    let client = GrpcMetaClient::new(&addr.to_string(), std::time::Duration::from_secs(2), SECRET).unwrap();
     let e = client.buckets().await.unwrap_err();
     assert!(matches!(e, cairn_meta_client::MetaClientError::Unavailable(_)), "{e}");
 }

@@ -8,9 +8,11 @@
 //! Must not depend on: HTTP, S3.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use cairn::{ErasureScheme, Error, Result, Store, StoreConfig};
-use cairn_shard_store::SegmentStoreOptions;
+use cairn_meta_client::MetaClient;
+use cairn_shard_store::{SegmentStoreOptions, ShardStore};
 
 /// Opens (creating on first start) a single-node store in `dir` with `disks` disk
 /// directories: metadata in `dir/meta`, shards in `dir/disks/NN`. The erasure scheme follows
@@ -22,16 +24,7 @@ pub async fn open(dir: &Path, disks: usize, config: StoreConfig) -> Result<Store
     let meta = cairn_meta_node::MetaNode::open_single(&dir.join("meta"))
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
-    let d = dir.to_path_buf();
-    let opts = SegmentStoreOptions {
-        segment_bytes: config.segment_bytes,
-        ..Default::default()
-    };
-    let opened = tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks, &opts))
-        .await
-        .map_err(|e| Error::Storage(e.to_string()))
-        .and_then(|r| r.map_err(|e| Error::Storage(e.to_string())));
-    match opened {
+    match open_disks(dir, disks, &config).await {
         Ok(stores) => Ok(Store::from_parts(
             cairn_meta_node::local_client(meta),
             stores,
@@ -43,4 +36,57 @@ pub async fn open(dir: &Path, disks: usize, config: StoreConfig) -> Result<Store
             Err(e)
         }
     }
+}
+
+/// Holds `dir` for this process: a second process asking for it is refused. Released when
+/// dropped.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
+
+fn lock_dir(dir: &Path) -> Result<DirLock> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("creating {}: {e}", dir.display())))?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Storage(format!("opening {}: {e}", path.display())))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Storage(format!(
+            "{} is in use by another process",
+            dir.display()
+        )));
+    }
+    Ok(DirLock(file))
+}
+
+/// Opens the `disks` disks under `dir/disks` and a store over them whose metadata is reached
+/// through `meta` (a gateway process: a meta-node elsewhere, over gRPC). The directory is
+/// locked first, so that no second process runs recovery on segments this one appends to;
+/// keep the returned lock as long as the store.
+pub async fn open_with_meta(
+    dir: &Path,
+    disks: usize,
+    config: StoreConfig,
+    meta: Arc<dyn MetaClient>,
+) -> Result<(Store, DirLock)> {
+    let scheme = ErasureScheme::for_disks(disks).map_err(|e| Error::Storage(e.to_string()))?;
+    let lock = lock_dir(dir)?;
+    let stores = open_disks(dir, disks, &config).await?;
+    Ok((Store::from_parts(meta, stores, scheme, config), lock))
+}
+
+async fn open_disks(dir: &Path, disks: usize, config: &StoreConfig) -> Result<Vec<Arc<dyn ShardStore>>> {
+    let d = dir.to_path_buf();
+    let opts = SegmentStoreOptions {
+        segment_bytes: config.segment_bytes,
+        ..Default::default()
+    };
+    tokio::task::spawn_blocking(move || cairn_storage_node::open_disks(&d, disks, &opts))
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
+        .map_err(|e| Error::Storage(e.to_string()))
 }

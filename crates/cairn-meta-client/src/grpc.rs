@@ -22,6 +22,20 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{ChunkState, InBucket, ListQuery, MetaClient, MetaClientError, Result};
 
+/// The request header carrying the cluster's shared secret.
+pub const SECRET_HEADER: &str = "x-cairn-cluster-secret";
+
+/// Why a client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The address is not a valid endpoint.
+    #[error("invalid metadata address: {0}")]
+    Address(tonic::transport::Error),
+    /// The secret is not printable ASCII.
+    #[error("the cluster secret must be printable ASCII")]
+    Secret,
+}
+
 /// Most bytes of one metadata message (a listing page of 1,000 large records, a batch of
 /// manifest pages); tonic's default of 4 MiB is below what a page of 64 manifest pages can be.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -31,15 +45,20 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 #[derive(Clone)]
 pub struct GrpcMetaClient {
     client: MetadataClient<Channel>,
+    /// Sent with every call: the cluster's shared secret.
+    secret: tonic::metadata::AsciiMetadataValue,
     /// Whether the last call reached a node that takes writes.
     ready: Arc<AtomicBool>,
 }
 
 impl GrpcMetaClient {
     /// A client of the meta-node at `addr` (`host:port`), connecting on first use, each call
-    /// failing as `Unavailable` after `timeout`.
-    pub fn new(addr: &str, timeout: Duration) -> std::result::Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+    /// failing as `Unavailable` after `timeout`, and proving itself with the cluster's
+    /// `secret` (printable ASCII).
+    pub fn new(addr: &str, timeout: Duration, secret: &str) -> std::result::Result<Self, ConnectError> {
+        let secret = secret.parse().map_err(|_| ConnectError::Secret)?;
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(ConnectError::Address)?
             .connect_timeout(timeout)
             .timeout(timeout)
             .tcp_nodelay(true)
@@ -51,6 +70,7 @@ impl GrpcMetaClient {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
             client,
+            secret,
             ready: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -70,9 +90,18 @@ impl GrpcMetaClient {
         F: FnOnce(MetadataClient<Channel>, tonic::Request<Payload>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<Reply>, tonic::Status>>,
     {
-        let request = tonic::Request::new(Payload { body: encode(args) });
+        let mut request = tonic::Request::new(Payload { body: encode(args) });
+        request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
         let answer = match rpc(self.client.clone(), request).await {
             Ok(r) => from_reply(r.into_inner()),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::Unimplemented
+                ) =>
+            {
+                Err(MetaClientError::Refused(status.message().to_string()))
+            }
             Err(status) => Err(MetaClientError::Unavailable(format!(
                 "metadata call failed: {}: {}",
                 status.code(),
@@ -223,19 +252,60 @@ pub struct MetadataService {
     meta: Arc<dyn MetaClient>,
 }
 
+/// The metadata service behind its check of the cluster secret.
+pub type SecuredMetadata =
+    tonic::service::interceptor::InterceptedService<MetadataServer<MetadataService>, SecretCheck>;
+
 impl MetadataService {
-    /// A service answering with `meta`, ready to add to a tonic server.
-    pub fn new(meta: Arc<dyn MetaClient>) -> MetadataServer<Self> {
-        MetadataServer::new(Self { meta })
+    /// A service answering with `meta` the calls that carry the cluster's `secret` (others get
+    /// `UNAUTHENTICATED` before their message is read), ready to add to a tonic server.
+    pub fn new(meta: Arc<dyn MetaClient>, secret: &str) -> SecuredMetadata {
+        let server = MetadataServer::new(Self { meta })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        tonic::service::interceptor::InterceptedService::new(
+            server,
+            SecretCheck {
+                secret: Arc::from(secret.as_bytes()),
+            },
+        )
     }
+}
+
+/// Refuses calls without the cluster secret (compared in constant time).
+#[derive(Clone)]
+pub struct SecretCheck {
+    secret: Arc<[u8]>,
+}
+
+impl tonic::service::Interceptor for SecretCheck {
+    fn call(&mut self, req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        let given = req
+            .metadata()
+            .get(SECRET_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if constant_time_eq(given, &self.secret) {
+            Ok(req)
+        } else {
+            Err(tonic::Status::unauthenticated("the cluster secret is missing or wrong"))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn to_reply<T: Serialize>(answer: Result<T>) -> Reply {
     let outcome = match answer {
         Ok(t) => reply::Outcome::Ok(encode(&t)),
         Err(e) => reply::Outcome::Failure(match e {
+            MetaClientError::Refused(m) => Failure {
+                kind: Kind::Invalid as i32,
+                message: m,
+                ..Default::default()
+            },
             MetaClientError::Unavailable(m) => Failure {
                 kind: Kind::Unavailable as i32,
                 message: m,

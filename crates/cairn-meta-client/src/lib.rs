@@ -39,6 +39,10 @@ pub enum MetaClientError {
     /// The metadata answered with an error of its own: not retryable as is.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// The meta-node refused this client (a wrong cluster secret, an unknown protocol):
+    /// a configuration error, not retryable.
+    #[error("refused by the meta-node: {0}")]
+    Refused(String),
 }
 
 impl MetaClientError {

@@ -106,6 +106,7 @@ impl From<cairn_meta_client::MetaClientError> for Error {
         match e {
             E::Unavailable(_) | E::NotLeader { .. } => Error::Unavailable(e.to_string()),
             E::Meta(m) => m.into(),
+            E::Refused(_) => Error::Storage(e.to_string()),
         }
     }
 }

@@ -4,8 +4,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; prost-build reads PROTOC to find the compiler.
     unsafe { std::env::set_var("PROTOC", protoc) };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let meta = root.join("meta.proto");
-    println!("cargo:rerun-if-changed={}", meta.display());
-    tonic_prost_build::configure().compile_protos(&[meta], &[root])?;
+    let protos = [root.join("meta.proto"), root.join("raft.proto")];
+    for p in &protos {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    tonic_prost_build::configure().compile_protos(&protos, &[root])?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! Must not depend on: S3, HTTP, the data path.
 
 mod client;
-mod network;
+pub mod network;
 
 pub use client::{shared as local_client, LocalMetaClient};
 
@@ -51,6 +51,43 @@ impl MetaNode {
     /// group on first start. Returns once this node is leader and has applied everything it
     /// had committed before a restart.
     pub async fn open_single(dir: &Path) -> Result<Self, MetaUnavailable> {
+        // A one-member group never calls a peer; the network is there for the type only.
+        let node = Self::start(dir, SINGLE_NODE_ID, "single-node-group-has-no-peers", (150, 300)).await?;
+        let fresh = !node
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        if fresh {
+            let members = std::collections::BTreeMap::from([(SINGLE_NODE_ID, BasicNode::default())]);
+            node.raft
+                .initialize(members)
+                .await
+                .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        }
+        node.raft
+            .wait(Some(Duration::from_secs(30)))
+            .state(ServerState::Leader, "single node becomes leader")
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        node.raft
+            .wait_for_recovery(Some(Duration::from_secs(60)))
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
+        Ok(node)
+    }
+
+    /// Opens the metadata in `dir` as member `id` of a group whose members talk gRPC with the
+    /// cluster `secret`. Does not form a group: a new group is formed once, on one member,
+    /// with [`MetaNode::initialize`]; a member restarted on its data rejoins by itself.
+    pub async fn open(dir: &Path, id: u64, secret: &str) -> Result<Self, MetaUnavailable> {
+        // Several processes share the machine's cores: a longer timeout than a lone node's
+        // keeps a busy peer from being voted out between two heartbeats.
+        Self::start(dir, id, secret, (300, 600)).await
+    }
+
+    async fn start(dir: &Path, id: u64, secret: &str, election_ms: (u64, u64)) -> Result<Self, MetaUnavailable> {
+        let network = network::GrpcNetwork::new(secret).map_err(MetaUnavailable::Raft)?;
         let dir = dir.to_path_buf();
         let (log, sm, reader) = tokio::task::spawn_blocking(move || cairn_meta_store::open(dir))
             .await
@@ -58,34 +95,41 @@ impl MetaNode {
         let config = Config {
             cluster_name: "cairn-meta".into(),
             heartbeat_interval: 100,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
+            election_timeout_min: election_ms.0,
+            election_timeout_max: election_ms.1,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
             max_in_snapshot_log_to_keep: 1_000,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| MetaUnavailable::Raft(e.to_string()))?);
-        let raft = Raft::new(SINGLE_NODE_ID, config, network::NoPeers, log, sm)
-            .await
-            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
-        let fresh = !raft
-            .is_initialized()
-            .await
-            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
-        if fresh {
-            let members = std::collections::BTreeMap::from([(SINGLE_NODE_ID, BasicNode::default())]);
-            raft.initialize(members)
-                .await
-                .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
-        }
-        raft.wait(Some(Duration::from_secs(30)))
-            .state(ServerState::Leader, "single node becomes leader")
-            .await
-            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
-        raft.wait_for_recovery(Some(Duration::from_secs(60)))
+        let raft = Raft::new(id, config, network, log, sm)
             .await
             .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
         Ok(Self { raft, reader })
+    }
+
+    /// Forms a new group of `members` (id → gRPC address of its Raft service). Run once, on
+    /// one member; fails if this node already belongs to a group.
+    pub async fn initialize(&self, members: std::collections::BTreeMap<u64, String>) -> Result<(), MetaUnavailable> {
+        let members = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The gRPC service peers call to reach this node's Raft, answering only calls with the
+    /// cluster `secret`.
+    pub fn raft_service(&self, secret: &str) -> network::SecuredRaft {
+        network::RaftService::new(self.raft.clone(), secret)
     }
 
     /// Replicates `cmd` and returns its outcome once it is committed and applied.

@@ -1,57 +1,213 @@
-//! The network of a single-member group: there is nobody to call, so every call fails as
-//! unreachable. openraft never calls it while the group has one member.
+//! Raft between meta-nodes over gRPC (`proto/raft.proto`): [`GrpcNetwork`], the client side
+//! openraft calls to reach a peer, and [`RaftService`], the server side that hands a peer's
+//! calls to the local Raft node. Each peer has one HTTP/2 channel (made on first use, shared
+//! by every call to it), every call carries the cluster secret, and a call that cannot reach
+//! the peer is `Unreachable` (openraft backs off).
 
 use std::future::Future;
 use std::io::Cursor;
+use std::time::Duration;
 
+use cairn_meta::{decode, encode};
 use cairn_meta_store::TypeConfig;
-use openraft::alias::{SnapshotOf, VoteOf};
-use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use cairn_proto::raft::raft_client::RaftClient;
+use cairn_proto::raft::raft_server::{Raft as RaftRpc, RaftServer};
+use cairn_proto::raft::RaftPayload;
+use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::error::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{AnyError, BasicNode, OptionalSend};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
 
-/// A network with no peers.
-pub struct NoPeers;
+use crate::MetaRaft;
 
-fn unreachable() -> Unreachable<TypeConfig> {
-    Unreachable::new(&AnyError::error("single-member metadata group has no peers"))
+/// The request header carrying the cluster's shared secret (the metadata API's).
+const SECRET_HEADER: &str = cairn_meta_client::grpc::SECRET_HEADER;
+
+/// Largest Raft message: a batch of log entries or a whole snapshot (snapshots are not yet
+/// streamed in pieces; see the metadata-cluster issue).
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 1 << 30;
+
+/// Makes a [`GrpcPeer`] for each peer openraft replicates to.
+#[derive(Clone)]
+pub struct GrpcNetwork {
+    secret: tonic::metadata::AsciiMetadataValue,
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = NoPeers;
-
-    async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> Self::Network {
-        NoPeers
+impl GrpcNetwork {
+    /// A network whose calls carry the cluster `secret` (printable ASCII).
+    pub fn new(secret: &str) -> Result<Self, String> {
+        Ok(Self {
+            secret: secret
+                .parse()
+                .map_err(|_| "the cluster secret must be printable ASCII".to_string())?,
+        })
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for NoPeers {
+/// The client of one peer.
+pub struct GrpcPeer {
+    client: Option<RaftClient<Channel>>,
+    addr: String,
+    secret: tonic::metadata::AsciiMetadataValue,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
+    type Network = GrpcPeer;
+
+    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> Self::Network {
+        let client = Endpoint::from_shared(format!("http://{}", node.addr)).ok().map(|e| {
+            let channel = e
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .connect_lazy();
+            RaftClient::new(channel)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+        });
+        GrpcPeer {
+            client,
+            addr: node.addr.clone(),
+            secret: self.secret.clone(),
+        }
+    }
+}
+
+fn unreachable(what: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+    Unreachable::new(&AnyError::error(what.to_string()))
+}
+
+impl GrpcPeer {
+    /// Sends `body` with `rpc`, within `timeout`; decodes the answer.
+    async fn call<T, F, Fut>(&self, body: Vec<u8>, timeout: Duration, rpc: F) -> Result<T, Unreachable<TypeConfig>>
+    where
+        T: DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<RaftPayload>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
+    {
+        let client = self
+            .client
+            .clone()
+            .ok_or_else(|| unreachable(format!("invalid peer address {:?}", self.addr)))?;
+        let mut request = tonic::Request::new(RaftPayload { body });
+        request.set_timeout(timeout);
+        request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
+        let answer = rpc(client, request)
+            .await
+            .map_err(|s| unreachable(format!("{}: {}: {}", self.addr, s.code(), s.message())))?;
+        decode(&answer.into_inner().body).map_err(|e| unreachable(format!("{}: undecodable answer: {e}", self.addr)))
+    }
+}
+
+/// A peer's refusal, as a network error: openraft retries.
+fn remote<E: std::fmt::Display>(e: E) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(&AnyError::error(format!("the peer refused: {e}"))))
+}
+
+impl RaftNetworkV2<TypeConfig> for GrpcPeer {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable()))
+        let answer: Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>> = self
+            .call(encode(&rpc), option.hard_ttl(), |mut c, r| async move {
+                c.append_entries(r).await
+            })
+            .await?;
+        answer.map_err(remote)
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable()))
+        let answer: Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>> = self
+            .call(
+                encode(&rpc),
+                option.hard_ttl(),
+                |mut c, r| async move { c.vote(r).await },
+            )
+            .await?;
+        answer.map_err(remote)
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: VoteOf<TypeConfig>,
-        _snapshot: SnapshotOf<TypeConfig, Self::SnapshotData>,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, Self::SnapshotData>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(unreachable()))
+        let body = encode(&(vote, snapshot.meta, snapshot.snapshot.into_inner()));
+        let answer: Result<SnapshotResponse<TypeConfig>, openraft::error::Fatal<TypeConfig>> = self
+            .call(body, option.hard_ttl(), |mut c, r| async move {
+                c.install_snapshot(r).await
+            })
+            .await?;
+        answer.map_err(|e| StreamingError::Unreachable(unreachable(format!("the peer failed: {e}"))))
+    }
+}
+
+/// The server side of Raft between meta-nodes: hands each call to the local node.
+pub struct RaftService {
+    raft: MetaRaft,
+}
+
+/// The Raft service behind the check of the cluster secret.
+pub type SecuredRaft =
+    tonic::service::interceptor::InterceptedService<RaftServer<RaftService>, cairn_meta_client::grpc::SecretCheck>;
+
+impl RaftService {
+    /// The service for `raft`, answering only calls that carry the cluster `secret`.
+    pub fn new(raft: MetaRaft, secret: &str) -> SecuredRaft {
+        let server = RaftServer::new(Self { raft })
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
+        tonic::service::interceptor::InterceptedService::new(server, cairn_meta_client::grpc::SecretCheck::new(secret))
+    }
+}
+
+fn payload<T: Serialize>(t: &T) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+    Ok(tonic::Response::new(RaftPayload { body: encode(t) }))
+}
+
+fn bad_request(e: impl std::fmt::Display) -> tonic::Status {
+    tonic::Status::invalid_argument(format!("undecodable Raft message: {e}"))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append_entries(
+        &self,
+        req: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.into_inner().body).map_err(bad_request)?;
+        payload(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, req: tonic::Request<RaftPayload>) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let rpc: VoteRequest<TypeConfig> = decode(&req.into_inner().body).map_err(bad_request)?;
+        payload(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let (vote, meta, data): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>, Vec<u8>) =
+            decode(&req.into_inner().body).map_err(bad_request)?;
+        let snapshot = SnapshotOf::<TypeConfig, Cursor<Vec<u8>>> {
+            meta,
+            snapshot: Cursor::new(data),
+        };
+        payload(&self.raft.install_full_snapshot(vote, snapshot).await)
     }
 }

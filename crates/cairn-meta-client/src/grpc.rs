@@ -263,12 +263,7 @@ impl MetadataService {
         let server = MetadataServer::new(Self { meta })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        tonic::service::interceptor::InterceptedService::new(
-            server,
-            SecretCheck {
-                secret: Arc::from(secret.as_bytes()),
-            },
-        )
+        tonic::service::interceptor::InterceptedService::new(server, SecretCheck::new(secret))
     }
 }
 
@@ -276,6 +271,15 @@ impl MetadataService {
 #[derive(Clone)]
 pub struct SecretCheck {
     secret: Arc<[u8]>,
+}
+
+impl SecretCheck {
+    /// A check for `secret`.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            secret: Arc::from(secret.as_bytes()),
+        }
+    }
 }
 
 impl tonic::service::Interceptor for SecretCheck {

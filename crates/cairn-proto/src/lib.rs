@@ -7,3 +7,9 @@ pub mod meta {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("cairn.meta.v1");
 }
+
+/// Raft between meta-nodes (`proto/raft.proto`).
+pub mod raft {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("cairn.raft.v1");
+}

@@ -42,8 +42,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct GatewayArgs {
-    /// Address of the meta-node (host:port)
-    #[arg(long, value_name = "ADDR")]
+    /// Addresses of the meta-nodes (host:port,...): any of them, the gateway finds the leader
+    #[arg(long, value_name = "ADDR,...")]
     meta: String,
     #[command(flatten)]
     server: config::ServerArgs,

@@ -85,7 +85,8 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
         ),
         Metadata::Remote(addr) => {
             let secret = crate::meta_node::cluster_secret()?;
-            let meta = cairn_meta_client::grpc::GrpcMetaClient::new(addr, META_CALL_TIMEOUT, &secret)
+            let addrs: Vec<&str> = addr.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+            let meta = cairn_meta_client::grpc::GrpcMetaClient::new(&addrs, META_CALL_TIMEOUT, &secret)
                 .with_context(|| format!("metadata address {addr}"))?;
             wait_for_metadata(&meta, addr).await?;
             // Readiness (`/health/ready`) follows the meta-node: calls that fail clear it, and

@@ -14,9 +14,9 @@ use cairn_types::ChunkId;
 
 use crate::MetaNode;
 
-/// A [`MetaClient`] over a metadata node running in this process. On a single-member group
-/// every acknowledged write is applied before it is acknowledged, so its reads see every
-/// acknowledged write.
+/// A [`MetaClient`] over a metadata node running in this process. Its reads are
+/// linearizable ([`MetaNode::linearize`] first); on a node that is not the leader, reads and
+/// writes fail with `NotLeader`, naming the leader when known.
 #[derive(Clone)]
 pub struct LocalMetaClient {
     node: MetaNode,
@@ -32,11 +32,19 @@ impl LocalMetaClient {
         &self,
         f: impl FnOnce(&dyn KvRead) -> std::result::Result<T, MetaError> + Send + 'static,
     ) -> Result<T> {
+        self.node.linearize().await.map_err(unavailable)?;
         let reader = self.node.reader();
         tokio::task::spawn_blocking(move || f(&*reader))
             .await
             .map_err(|e| MetaClientError::Unavailable(format!("metadata read task: {e}")))?
             .map_err(MetaClientError::from)
+    }
+}
+
+fn unavailable(e: crate::MetaUnavailable) -> MetaClientError {
+    match e {
+        crate::MetaUnavailable::NotLeader { leader } => MetaClientError::NotLeader { leader },
+        e => MetaClientError::Unavailable(e.to_string()),
     }
 }
 
@@ -51,10 +59,7 @@ fn in_bucket<T>(exists: bool, found: Option<T>) -> InBucket<T> {
 #[async_trait::async_trait]
 impl MetaClient for LocalMetaClient {
     async fn propose(&self, cmd: Command) -> Result<Response> {
-        self.node
-            .propose(cmd)
-            .await
-            .map_err(|e| MetaClientError::Unavailable(e.to_string()))
+        self.node.propose(cmd).await.map_err(unavailable)
     }
 
     fn is_ready(&self) -> bool {

@@ -34,6 +34,13 @@ pub enum MetaUnavailable {
     /// Opening the store failed.
     #[error("metadata store: {0}")]
     Io(#[from] std::io::Error),
+    /// This node is not the leader: the request was not run here (safe to send to the
+    /// leader). `leader` is its Raft address, when known.
+    #[error("not the metadata leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader's address.
+        leader: Option<String>,
+    },
 }
 
 /// A running metadata node.
@@ -132,10 +139,46 @@ impl MetaNode {
         network::RaftService::new(self.raft.clone(), secret)
     }
 
-    /// Replicates `cmd` and returns its outcome once it is committed and applied.
+    /// Replicates `cmd` and returns its outcome once it is committed and applied. On a node
+    /// that is not the leader, fails with [`MetaUnavailable::NotLeader`] before anything is
+    /// appended; any other failure may or may not have committed the command.
     pub async fn propose(&self, cmd: Command) -> Result<Response, MetaUnavailable> {
+        use openraft::error::{ClientWriteError, RaftError};
         match self.raft.client_write(cmd).await {
             Ok(r) => Ok(r.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(MetaUnavailable::NotLeader {
+                leader: f.leader_node.map(|n| n.addr).filter(|a| !a.is_empty()),
+            }),
+            Err(e) => Err(MetaUnavailable::Raft(e.to_string())),
+        }
+    }
+
+    /// Returns once every write acknowledged before the call is applied here, so that a read
+    /// of [`MetaNode::reader`] that follows is linearizable (Raft read-index: the leader
+    /// confirms with a quorum that it still leads). On a node that is not the leader, fails
+    /// with [`MetaUnavailable::NotLeader`]. A single-member group skips the round: its one
+    /// member applies every write before acknowledging it.
+    pub async fn linearize(&self) -> Result<(), MetaUnavailable> {
+        use openraft::error::{LinearizableReadError, RaftError};
+        let voters = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .voter_ids()
+            .count();
+        if voters <= 1 && self.is_leader() {
+            return Ok(());
+        }
+        match self
+            .raft
+            .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(MetaUnavailable::NotLeader {
+                leader: f.leader_node.map(|n| n.addr).filter(|a| !a.is_empty()),
+            }),
             Err(e) => Err(MetaUnavailable::Raft(e.to_string())),
         }
     }

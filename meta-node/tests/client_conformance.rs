@@ -51,14 +51,14 @@ async fn the_grpc_client_passes_the_conformance_suite() {
     let local = LocalMetaClient::new(MetaNode::open_single(dir.path()).await.unwrap());
     let (addr, server) = serve(local.clone()).await;
     // Without the cluster's secret, nothing is answered.
-    let stranger = GrpcMetaClient::new(&addr, std::time::Duration::from_secs(5), "wrong").unwrap();
+    let stranger = GrpcMetaClient::new(&[&addr], std::time::Duration::from_secs(5), "wrong").unwrap();
     let refused = stranger.access_keys().await.unwrap_err();
     assert!(
         matches!(&refused, cairn_meta_client::MetaClientError::Refused(m) if m.contains("cluster secret")),
         "{refused}"
     );
     assert!(!refused.is_retryable());
-    let client = GrpcMetaClient::new(&addr, std::time::Duration::from_secs(5), SECRET).unwrap();
+    let client = GrpcMetaClient::new(&[&addr], std::time::Duration::from_secs(5), SECRET).unwrap();
     assert!(!client.is_ready(), "not ready before it has reached the node");
     assert!(client.check_ready().await.unwrap());
     cairn_meta_client::conformance::run(&client).await;
@@ -91,7 +91,7 @@ async fn a_client_of_an_address_nobody_listens_on_gets_retryable_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = GrpcMetaClient::new(&addr.to_string(), std::time::Duration::from_secs(2), SECRET).unwrap();
+    let client = GrpcMetaClient::new(&[&addr.to_string()], std::time::Duration::from_secs(2), SECRET).unwrap();
     let e = client.buckets().await.unwrap_err();
     assert!(matches!(e, cairn_meta_client::MetaClientError::Unavailable(_)), "{e}");
 }

@@ -34,87 +34,183 @@ pub enum ConnectError {
     /// The secret is not printable ASCII.
     #[error("the cluster secret must be printable ASCII")]
     Secret,
+    /// No address was given.
+    #[error("no meta-node address given")]
+    NoAddress,
 }
 
 /// Most bytes of one metadata message (a listing page of 1,000 large records, a batch of
 /// manifest pages); tonic's default of 4 MiB is below what a page of 64 manifest pages can be.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// A [`MetaClient`] calling a meta-node's metadata API. One HTTP/2 connection, shared by every
-/// call (cheap to clone); each call has a deadline.
+/// A [`MetaClient`] calling the metadata API of a group of meta-nodes. It sends to the node it
+/// believes leads; a node that does not lead names the leader (`NotLeader`) and the call goes
+/// there. Reads are also retried, with backoff, at the next node when one cannot be reached;
+/// writes are retried only when the node refused them before appending (`NotLeader`), since
+/// any other failure may have committed them (the S3 client then retries the request). One
+/// HTTP/2 connection per node, shared by every call (cheap to clone); each call has a deadline.
 #[derive(Clone)]
 pub struct GrpcMetaClient {
-    client: MetadataClient<Channel>,
+    nodes: Arc<std::sync::Mutex<Nodes>>,
+    timeout: Duration,
     /// Sent with every call: the cluster's shared secret.
     secret: tonic::metadata::AsciiMetadataValue,
     /// Whether the last call reached a node that takes writes.
     ready: Arc<AtomicBool>,
 }
 
+/// The meta-nodes a client knows, and which one it calls.
+struct Nodes {
+    addrs: Vec<String>,
+    clients: Vec<MetadataClient<Channel>>,
+    current: usize,
+}
+
+/// Attempts of one call, leader redirections and retries included.
+const ATTEMPTS: u32 = 8;
+
+fn channel(addr: &str, timeout: Duration) -> std::result::Result<MetadataClient<Channel>, ConnectError> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(ConnectError::Address)?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(timeout)
+        .connect_lazy();
+    Ok(MetadataClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    Read,
+    Write,
+}
+
 impl GrpcMetaClient {
-    /// A client of the meta-node at `addr` (`host:port`), connecting on first use, each call
-    /// failing as `Unavailable` after `timeout`, and proving itself with the cluster's
-    /// `secret` (printable ASCII).
-    pub fn new(addr: &str, timeout: Duration, secret: &str) -> std::result::Result<Self, ConnectError> {
+    /// A client of the meta-nodes at `addrs` (`host:port`, at least one), connecting on first
+    /// use, each attempt failing after `timeout`, proving itself with the cluster's `secret`
+    /// (printable ASCII).
+    pub fn new(addrs: &[&str], timeout: Duration, secret: &str) -> std::result::Result<Self, ConnectError> {
         let secret = secret.parse().map_err(|_| ConnectError::Secret)?;
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(ConnectError::Address)?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(timeout)
-            .connect_lazy();
-        let client = MetadataClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        if addrs.is_empty() {
+            return Err(ConnectError::NoAddress);
+        }
+        let clients = addrs
+            .iter()
+            .map(|a| channel(a, timeout))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Self {
-            client,
+            nodes: Arc::new(std::sync::Mutex::new(Nodes {
+                addrs: addrs.iter().map(|a| a.to_string()).collect(),
+                clients,
+                current: 0,
+            })),
+            timeout,
             secret,
             ready: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Asks the meta-node whether it takes writes (and remembers the answer for
+    fn nodes(&self) -> std::sync::MutexGuard<'_, Nodes> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the meta-node it calls whether it takes writes (and remembers the answer for
     /// [`MetaClient::is_ready`]).
     pub async fn check_ready(&self) -> Result<bool> {
-        let ready: bool = self.call(|mut c, p| async move { c.ready(p).await }, &()).await?;
+        let ready: bool = self
+            .call(CallKind::Read, |mut c, p| async move { c.ready(p).await }, &())
+            .await?;
         self.ready.store(ready, Ordering::Relaxed);
+        if !ready {
+            // A node that does not lead: look for the leader elsewhere next time.
+            let mut n = self.nodes();
+            n.current = (n.current + 1) % n.addrs.len();
+        }
         Ok(ready)
     }
 
-    async fn call<A, T, F, Fut>(&self, rpc: F, args: &A) -> Result<T>
+    async fn call<A, T, F, Fut>(&self, kind: CallKind, rpc: F, args: &A) -> Result<T>
     where
         A: Serialize,
         T: DeserializeOwned,
-        F: FnOnce(MetadataClient<Channel>, tonic::Request<Payload>) -> Fut,
+        F: Fn(MetadataClient<Channel>, tonic::Request<Payload>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<Reply>, tonic::Status>>,
     {
-        let mut request = tonic::Request::new(Payload { body: encode(args) });
-        request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
-        let answer = match rpc(self.client.clone(), request).await {
-            Ok(r) => from_reply(r.into_inner()),
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::Unimplemented
-                ) =>
-            {
-                Err(MetaClientError::Refused(status.message().to_string()))
+        let body = encode(args);
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            let (at, client) = {
+                let n = self.nodes();
+                (n.current, n.clients[n.current].clone())
+            };
+            let mut request = tonic::Request::new(Payload { body: body.clone() });
+            request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
+            let answer = match rpc(client, request).await {
+                Ok(r) => from_reply(r.into_inner()),
+                Err(status) => Err(from_status(status)),
+            };
+            let retry = match &answer {
+                Ok(_) => {
+                    self.ready.store(true, Ordering::Relaxed);
+                    return answer;
+                }
+                Err(MetaClientError::NotLeader { leader }) => {
+                    self.follow(at, leader.as_deref());
+                    true
+                }
+                Err(MetaClientError::Unavailable(_)) => {
+                    self.ready.store(false, Ordering::Relaxed);
+                    self.follow(at, None);
+                    kind == CallKind::Read
+                }
+                Err(_) => false,
+            };
+            if !retry || attempt >= ATTEMPTS {
+                if matches!(answer, Err(MetaClientError::NotLeader { .. })) {
+                    self.ready.store(false, Ordering::Relaxed);
+                }
+                return answer;
             }
-            Err(status) => Err(MetaClientError::Unavailable(format!(
-                "metadata call failed: {}: {}",
-                status.code(),
-                status.message()
-            ))),
-        };
-        if matches!(
-            answer,
-            Err(MetaClientError::Unavailable(_) | MetaClientError::NotLeader { .. })
-        ) {
-            self.ready.store(false, Ordering::Relaxed);
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
-        answer
+    }
+
+    /// After a call to node `at` failed: call `leader` next if known (learning its address),
+    /// else the node after `at`.
+    fn follow(&self, at: usize, leader: Option<&str>) {
+        let mut n = self.nodes();
+        if n.current != at {
+            return; // another call moved on already
+        }
+        match leader {
+            Some(addr) => match n.addrs.iter().position(|a| a == addr) {
+                Some(i) => n.current = i,
+                None => {
+                    if let Ok(c) = channel(addr, self.timeout) {
+                        n.addrs.push(addr.to_string());
+                        n.clients.push(c);
+                        n.current = n.addrs.len() - 1;
+                    }
+                }
+            },
+            None => n.current = (at + 1) % n.addrs.len(),
+        }
+    }
+}
+
+fn from_status(status: tonic::Status) -> MetaClientError {
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::Unimplemented => {
+            MetaClientError::Refused(status.message().to_string())
+        }
+        code => MetaClientError::Unavailable(format!("metadata call failed: {code}: {}", status.message())),
     }
 }
 
@@ -147,14 +243,17 @@ fn from_failure(f: Failure) -> MetaClientError {
 /// Calls `$rpc` with `$args` encoded.
 macro_rules! rpc {
     ($self:ident, $rpc:ident, $args:expr) => {
-        $self.call(|mut c, p| async move { c.$rpc(p).await }, &$args).await
+        $self
+            .call(CallKind::Read, |mut c, p| async move { c.$rpc(p).await }, &$args)
+            .await
     };
 }
 
 #[async_trait::async_trait]
 impl MetaClient for GrpcMetaClient {
     async fn propose(&self, cmd: Command) -> Result<cairn_meta::Response> {
-        rpc!(self, propose, cmd)
+        self.call(CallKind::Write, |mut c, p| async move { c.propose(p).await }, &cmd)
+            .await
     }
 
     fn is_ready(&self) -> bool {

@@ -24,6 +24,11 @@ enum Command {
     MetaNode(meta_node::MetaNodeArgs),
     /// Run an S3 gateway with its own disks, its metadata on a meta-node (`--meta`).
     Gateway(GatewayArgs),
+    /// Administer the metadata group (form it, see its state).
+    Meta {
+        #[command(subcommand)]
+        command: meta_node::MetaCommand,
+    },
     /// Manage access keys of a running server.
     Key {
         #[command(subcommand)]
@@ -57,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args, server::Metadata::InProcess)),
         Command::MetaNode(args) => rt.block_on(meta_node::run(args)),
+        Command::Meta { command } => rt.block_on(meta_node::admin(command)),
         Command::Gateway(args) => rt.block_on(server::run(args.server, server::Metadata::Remote(args.meta))),
         Command::Key { command, admin } => rt.block_on(keys::run(command, admin)),
         Command::Admin { command, admin } => rt.block_on(admin::run(command, admin)),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_meta_client::grpc::MetadataService;
+use cairn_meta_node::network::AdminClient;
 use cairn_meta_node::{LocalMetaClient, MetaNode};
 
 /// Flags of `cairn meta-node`.
@@ -17,9 +18,92 @@ pub struct MetaNodeArgs {
     /// Data directory (the Raft log and state in DIR/meta)
     #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-meta")]
     pub data: PathBuf,
-    /// gRPC listen address of the metadata API
+    /// gRPC listen address (metadata API, Raft between meta-nodes, administration)
     #[arg(long, env = "CAIRN_META_ADDR", default_value = "127.0.0.1:9100")]
     pub listen: SocketAddr,
+    /// This node's id in a group of several meta-nodes (kept in DIR/node-id). Without it, the
+    /// node forms a one-member group by itself
+    #[arg(long)]
+    pub id: Option<u64>,
+}
+
+/// `cairn meta ...`: administration of the metadata group.
+#[derive(clap::Subcommand, Debug)]
+pub enum MetaCommand {
+    /// Forms a new group from meta-nodes started with --id: ID=ADDR,... (run once, on one)
+    Init {
+        /// A meta-node of the new group
+        #[arg(long, value_name = "ADDR")]
+        meta: String,
+        /// The members: ID=ADDR,...
+        members: String,
+    },
+    /// The group as a meta-node sees it: leader, term, members, log and applied index
+    Status {
+        /// The meta-node to ask
+        #[arg(long, value_name = "ADDR")]
+        meta: String,
+    },
+}
+
+/// Runs a `cairn meta` command.
+pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
+    let secret = cluster_secret()?;
+    match cmd {
+        MetaCommand::Init { meta, members } => {
+            let mut map = std::collections::BTreeMap::new();
+            for m in members.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                let (id, addr) = m
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("member {m:?}: expected ID=ADDR"))?;
+                let id: u64 = id.parse().with_context(|| format!("member id {id:?}"))?;
+                map.insert(id, addr.to_string());
+            }
+            let mut c = AdminClient::connect(&meta, &secret).await.map_err(anyhow::Error::msg)?;
+            c.initialize(map).await.map_err(anyhow::Error::msg)?;
+            println!("group formed");
+        }
+        MetaCommand::Status { meta } => {
+            let mut c = AdminClient::connect(&meta, &secret).await.map_err(anyhow::Error::msg)?;
+            let s = c.status().await.map_err(anyhow::Error::msg)?;
+            println!(
+                "node {} ({}), term {}, leader {}, last log {}, applied {}",
+                s.id,
+                s.state,
+                s.term,
+                s.leader.map_or("none".into(), |l| l.to_string()),
+                s.last_log_index.map_or("-".into(), |i| i.to_string()),
+                s.applied_index.map_or("-".into(), |i| i.to_string())
+            );
+            for (id, addr, voter) in s.members {
+                println!("member {id} {addr} {}", if voter { "voter" } else { "learner" });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a node's id with its data: a restart under another id is refused.
+fn check_identity(dir: &std::path::Path, id: u64) -> anyhow::Result<()> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(stored) => {
+            let stored: u64 = stored
+                .trim()
+                .parse()
+                .with_context(|| format!("reading {}", path.display()))?;
+            if stored != id {
+                anyhow::bail!("{} belongs to meta-node {stored}, not {id}", dir.display());
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{id}\n")).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// The cluster's shared secret, from `CAIRN_CLUSTER_SECRET`: every role of a cluster presents
@@ -42,9 +126,14 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&args.data)
         .with_context(|| format!("creating {}", args.data.display()))?;
-    let node = MetaNode::open_single(&args.data.join("meta"))
-        .await
-        .context("opening the metadata")?;
+    let node = match args.id {
+        Some(id) => {
+            check_identity(&args.data, id)?;
+            MetaNode::open(&args.data.join("meta"), id, &secret).await
+        }
+        None => MetaNode::open_single(&args.data.join("meta")).await,
+    }
+    .context("opening the metadata")?;
     let incoming = tonic::transport::server::TcpIncoming::bind(args.listen)
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?
         .with_nodelay(Some(true));
@@ -61,6 +150,8 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
     let served = tonic::transport::Server::builder()
         .timeout(std::time::Duration::from_secs(30))
         .add_service(service)
+        .add_service(node.raft_service(&secret))
+        .add_service(cairn_meta_node::network::AdminService::new(node.clone(), &secret))
         .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
         .await;
     node.shutdown().await;

@@ -375,3 +375,74 @@ pub fn py_script(script: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     dir.join("py").join(script)
 }
+
+/// The cluster secret the tests' meta-nodes and gateways share.
+pub const CLUSTER_SECRET: &str = "cluster-tests-secret-0123456789";
+
+/// A `cairn meta-node` process (log next to its data directory, killed when dropped).
+pub struct MetaNode {
+    child: Child,
+    /// Its gRPC address.
+    pub addr: String,
+}
+
+impl MetaNode {
+    /// Starts `cairn meta-node` on `data`, listening on `listen`, as member `id` of a group
+    /// (or, without, a one-member group of its own); returns once it is ready.
+    pub fn start(data: &Path, listen: &str, id: Option<u64>) -> MetaNode {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .unwrap();
+        let mut cmd = Command::new(cairn_bin());
+        cmd.args(["meta-node", "--listen", listen, "--data"]).arg(data);
+        if let Some(id) = id {
+            cmd.args(["--id", &id.to_string()]);
+        }
+        let mut child = cmd
+            .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let mut addr = None;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("Metadata API: ") {
+                addr = Some(a.to_string());
+            } else if line == "Ready." {
+                break;
+            }
+        }
+        MetaNode {
+            child,
+            addr: addr.expect("the meta-node printed its address"),
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Runs `cairn meta ARGS` with the cluster secret.
+    pub fn meta_cmd(args: &[&str]) -> Output {
+        Command::new(cairn_bin())
+            .arg("meta")
+            .args(args)
+            .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
+            .output()
+            .expect("run cairn meta")
+    }
+}
+
+impl Drop for MetaNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

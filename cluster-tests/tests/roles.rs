@@ -4,65 +4,12 @@
 //! data every acknowledged object reads back and writes go on; a wrong cluster secret keeps a
 //! gateway from starting.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_cluster_tests::{assert_ok, cairn_bin, file_hash, write_random_file, Server};
-
-const SECRET: &str = "cluster-tests-secret-0123456789";
-
-/// A `cairn meta-node` process.
-struct MetaNode {
-    child: Child,
-    addr: String,
-}
-
-impl MetaNode {
-    fn start(data: &Path, listen: &str) -> MetaNode {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .unwrap();
-        let mut child = Command::new(cairn_bin())
-            .args(["meta-node", "--listen", listen, "--data"])
-            .arg(data)
-            .env("CAIRN_CLUSTER_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let mut addr = None;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("Metadata API: ") {
-                addr = Some(a.to_string());
-            } else if line == "Ready." {
-                break;
-            }
-        }
-        MetaNode {
-            child,
-            addr: addr.expect("the meta-node printed its address"),
-        }
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for MetaNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use cairn_cluster_tests::{
+    assert_ok, cairn_bin, file_hash, write_random_file, MetaNode, Server, CLUSTER_SECRET as SECRET,
+};
 
 /// Waits until `cond` holds, polling; fails after `limit`.
 fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -80,7 +27,7 @@ fn ready(gateway: &Server) -> bool {
 #[test]
 fn a_gateway_serves_s3_over_a_meta_node_and_survives_its_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut meta = MetaNode::start(&tmp.path().join("meta"), "127.0.0.1:0");
+    let mut meta = MetaNode::start(&tmp.path().join("meta"), "127.0.0.1:0", None);
     let env = [("CAIRN_CLUSTER_SECRET", SECRET)];
     let gateway = Server::start_gateway(&tmp.path().join("gateway"), 3, &meta.addr, &env);
     gateway.aws_ok(&["s3", "mb", "s3://bkt"]);
@@ -122,7 +69,7 @@ fn a_gateway_serves_s3_over_a_meta_node_and_survives_its_restart() {
     });
 
     // Back on its data (same address): the gateway reconnects by itself.
-    let meta = MetaNode::start(&tmp.path().join("meta"), &addr);
+    let meta = MetaNode::start(&tmp.path().join("meta"), &addr, None);
     wait_for("the gateway to be ready again", Duration::from_secs(30), || {
         ready(&gateway)
     });
@@ -138,7 +85,7 @@ fn a_gateway_serves_s3_over_a_meta_node_and_survives_its_restart() {
 #[test]
 fn a_gateway_with_the_wrong_cluster_secret_does_not_start() {
     let tmp = tempfile::tempdir().unwrap();
-    let meta = MetaNode::start(&tmp.path().join("meta"), "127.0.0.1:0");
+    let meta = MetaNode::start(&tmp.path().join("meta"), "127.0.0.1:0", None);
     let out = Command::new(cairn_bin())
         .args([
             "gateway",

@@ -43,6 +43,25 @@ pub enum MetaUnavailable {
     },
 }
 
+/// What a meta-node knows of its group (`cairn meta status`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MetaStatus {
+    /// This node's id.
+    pub id: u64,
+    /// Leader, Follower, Candidate, Learner...
+    pub state: String,
+    /// The leader it knows of.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// Index of its last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied to its state.
+    pub applied_index: Option<u64>,
+    /// Members: id, address, whether it votes.
+    pub members: Vec<(u64, String, bool)>,
+}
+
 /// A running metadata node.
 #[derive(Clone)]
 pub struct MetaNode {
@@ -126,6 +145,25 @@ impl MetaNode {
             .initialize(members)
             .await
             .map_err(|e| MetaUnavailable::Raft(e.to_string()))
+    }
+
+    /// What this node knows of the group.
+    pub fn status(&self) -> MetaStatus {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let voters: std::collections::BTreeSet<u64> = m.membership_config.voter_ids().collect();
+        MetaStatus {
+            id: m.id,
+            state: format!("{:?}", m.state),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            members: m
+                .membership_config
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone(), voters.contains(id)))
+                .collect(),
+        }
     }
 
     /// The leader this node knows of, if any.

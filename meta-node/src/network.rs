@@ -211,3 +211,85 @@ impl RaftRpc for RaftService {
         payload(&self.raft.install_full_snapshot(vote, snapshot).await)
     }
 }
+
+/// The administration service of a meta-node (`proto/raft.proto`, `MetaAdmin`).
+pub struct AdminService {
+    node: crate::MetaNode,
+}
+
+/// The administration service behind the check of the cluster secret.
+pub type SecuredAdmin = tonic::service::interceptor::InterceptedService<
+    cairn_proto::raft::meta_admin_server::MetaAdminServer<AdminService>,
+    cairn_meta_client::grpc::SecretCheck,
+>;
+
+impl AdminService {
+    /// The service for `node`, answering only calls that carry the cluster `secret`.
+    pub fn new(node: crate::MetaNode, secret: &str) -> SecuredAdmin {
+        tonic::service::interceptor::InterceptedService::new(
+            cairn_proto::raft::meta_admin_server::MetaAdminServer::new(Self { node }),
+            cairn_meta_client::grpc::SecretCheck::new(secret),
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl cairn_proto::raft::meta_admin_server::MetaAdmin for AdminService {
+    async fn initialize(
+        &self,
+        req: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let members: std::collections::BTreeMap<u64, String> = decode(&req.into_inner().body).map_err(bad_request)?;
+        let done: Result<(), String> = self.node.initialize(members).await.map_err(|e| e.to_string());
+        payload(&done)
+    }
+
+    async fn status(&self, _req: tonic::Request<RaftPayload>) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        payload(&self.node.status())
+    }
+}
+
+/// A client of a meta-node's administration service.
+pub struct AdminClient {
+    client: cairn_proto::raft::meta_admin_client::MetaAdminClient<Channel>,
+    secret: tonic::metadata::AsciiMetadataValue,
+}
+
+impl AdminClient {
+    /// Connects to the meta-node at `addr`.
+    pub async fn connect(addr: &str, secret: &str) -> Result<Self, String> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        Ok(Self {
+            client: cairn_proto::raft::meta_admin_client::MetaAdminClient::new(channel),
+            secret: secret
+                .parse()
+                .map_err(|_| "the cluster secret must be printable ASCII".to_string())?,
+        })
+    }
+
+    fn request<T: Serialize>(&self, t: &T) -> tonic::Request<RaftPayload> {
+        let mut r = tonic::Request::new(RaftPayload { body: encode(t) });
+        r.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
+        r
+    }
+
+    /// Forms a new group of `members` (id -> address).
+    pub async fn initialize(&mut self, members: std::collections::BTreeMap<u64, String>) -> Result<(), String> {
+        let r = self.request(&members);
+        let answer = self.client.initialize(r).await.map_err(|s| s.message().to_string())?;
+        decode::<Result<(), String>>(&answer.into_inner().body).map_err(|e| e.to_string())?
+    }
+
+    /// What the node knows of its group.
+    pub async fn status(&mut self) -> Result<crate::MetaStatus, String> {
+        let r = self.request(&());
+        let answer = self.client.status(r).await.map_err(|s| s.message().to_string())?;
+        decode(&answer.into_inner().body).map_err(|e| e.to_string())
+    }
+}

@@ -43,6 +43,24 @@ pub enum MetaUnavailable {
     },
 }
 
+/// Raft settings of a meta-node.
+#[derive(Clone, Copy, Debug)]
+pub struct RaftTuning {
+    /// A snapshot is built once this many entries were applied since the last one.
+    pub snapshot_every_logs: u64,
+    /// Entries kept in the log behind a snapshot (a follower further behind gets the snapshot).
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            snapshot_every_logs: 20_000,
+            logs_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
 /// What a meta-node knows of its group (`cairn meta status`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetaStatus {
@@ -78,7 +96,14 @@ impl MetaNode {
     /// had committed before a restart.
     pub async fn open_single(dir: &Path) -> Result<Self, MetaUnavailable> {
         // A one-member group never calls a peer; the network is there for the type only.
-        let node = Self::start(dir, SINGLE_NODE_ID, "single-node-group-has-no-peers", (150, 300)).await?;
+        let node = Self::start(
+            dir,
+            SINGLE_NODE_ID,
+            "single-node-group-has-no-peers",
+            (150, 300),
+            RaftTuning::default(),
+        )
+        .await?;
         let fresh = !node
             .raft
             .is_initialized()
@@ -107,12 +132,24 @@ impl MetaNode {
     /// cluster `secret`. Does not form a group: a new group is formed once, on one member,
     /// with [`MetaNode::initialize`]; a member restarted on its data rejoins by itself.
     pub async fn open(dir: &Path, id: u64, secret: &str) -> Result<Self, MetaUnavailable> {
-        // Several processes share the machine's cores: a longer timeout than a lone node's
-        // keeps a busy peer from being voted out between two heartbeats.
-        Self::start(dir, id, secret, (300, 600)).await
+        Self::open_with(dir, id, secret, RaftTuning::default()).await
     }
 
-    async fn start(dir: &Path, id: u64, secret: &str, election_ms: (u64, u64)) -> Result<Self, MetaUnavailable> {
+    /// [`MetaNode::open`] with Raft settings other than the defaults (tests use frequent
+    /// snapshots).
+    pub async fn open_with(dir: &Path, id: u64, secret: &str, tuning: RaftTuning) -> Result<Self, MetaUnavailable> {
+        // Several processes share the machine's cores: a longer timeout than a lone node's
+        // keeps a busy peer from being voted out between two heartbeats.
+        Self::start(dir, id, secret, (300, 600), tuning).await
+    }
+
+    async fn start(
+        dir: &Path,
+        id: u64,
+        secret: &str,
+        election_ms: (u64, u64),
+        tuning: RaftTuning,
+    ) -> Result<Self, MetaUnavailable> {
         let network = network::GrpcNetwork::new(secret).map_err(MetaUnavailable::Raft)?;
         let dir = dir.to_path_buf();
         let (log, sm, reader) = tokio::task::spawn_blocking(move || cairn_meta_store::open(dir))
@@ -123,8 +160,8 @@ impl MetaNode {
             heartbeat_interval: 100,
             election_timeout_min: election_ms.0,
             election_timeout_max: election_ms.1,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every_logs),
+            max_in_snapshot_log_to_keep: tuning.logs_kept_after_snapshot,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| MetaUnavailable::Raft(e.to_string()))?);
@@ -164,6 +201,16 @@ impl MetaNode {
                 .map(|(id, node)| (*id, node.addr.clone(), voters.contains(id)))
                 .collect(),
         }
+    }
+
+    /// Index of the last log entry purged (folded into a snapshot), if any.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().purged.map(|l| l.index)
+    }
+
+    /// Index of the last entry in this node's current snapshot (built or installed), if any.
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().snapshot.map(|l| l.index)
     }
 
     /// The leader this node knows of, if any.

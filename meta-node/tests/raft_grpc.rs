@@ -1,6 +1,7 @@
 //! Three meta-nodes in one group, Raft over real gRPC on OS-chosen ports: a write through the
 //! leader is applied on every member; with the leader stopped, the two others elect a new one
-//! that has every acknowledged write and takes new ones.
+//! that has every acknowledged write and takes new ones; a follower that was down while the
+//! leader snapshotted and purged its log catches up by a snapshot sent over gRPC.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -133,4 +134,96 @@ async fn a_peer_without_the_secret_gets_no_vote() {
     stranger.shutdown().await;
     a.node.shutdown().await;
     a.server.abort();
+}
+
+/// A member serving on a given address (a restart on the address the group knows), and the
+/// switch that stops its server, closing its connections as a process exit would.
+async fn member_at(
+    dir: &std::path::Path,
+    id: u64,
+    addr: &str,
+    tuning: cairn_meta_node::RaftTuning,
+) -> (MetaNode, Stop) {
+    let node = MetaNode::open_with(dir, id, SECRET, tuning).await.unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::bind(addr.parse().unwrap()).unwrap();
+    let service = node.raft_service(SECRET);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (node, Stop { tx, task })
+}
+
+/// Stops a member's server.
+struct Stop {
+    tx: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stop {
+    async fn stop(self) {
+        let _ = self.tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_catches_up_by_snapshot() {
+    let tuning = cairn_meta_node::RaftTuning {
+        snapshot_every_logs: 50,
+        logs_kept_after_snapshot: 5,
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(member_at(dirs[i].path(), i as u64 + 1, &addrs[i], tuning).await);
+    }
+    let members: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addrs[i].clone())).collect();
+    nodes[0].0.initialize(members).await.unwrap();
+    wait_for("a leader", || nodes.iter().all(|(n, _)| n.leader().is_some())).await;
+    let leader = nodes[0].0.leader().unwrap() as usize - 1;
+    // A follower stops.
+    let behind = (leader + 1) % 3;
+    let (stopped, server) = nodes.remove(behind);
+    stopped.shutdown().await;
+    server.stop().await;
+    drop(stopped);
+    let lead = nodes
+        .iter()
+        .find(|(n, _)| n.is_leader())
+        .map(|(n, _)| n.clone())
+        .unwrap();
+    for i in 0..200 {
+        assert_eq!(lead.propose(bucket(&format!("b{i:03}"))).await.unwrap(), Response::Done);
+    }
+    wait_for("the leader to snapshot and purge its log", || {
+        let s = lead.status();
+        s.applied_index.is_some_and(|a| a >= 200) && lead.purged_index().is_some_and(|p| p > 50)
+    })
+    .await;
+    // Back on its data: the entries it misses are gone from the leader's log.
+    let (back, server) = member_at(dirs[behind].path(), behind as u64 + 1, &addrs[behind], tuning).await;
+    wait_for("the follower to install the snapshot", || has_bucket(&back, "b199")).await;
+    assert!(has_bucket(&back, "b000"));
+    assert!(back.snapshot_index().is_some(), "caught up without a snapshot");
+    back.shutdown().await;
+    server.stop().await;
+    for (n, s) in nodes {
+        n.shutdown().await;
+        s.stop().await;
+    }
 }

@@ -20,6 +20,7 @@
 mod budget;
 mod error;
 mod expiry;
+mod key_cache;
 mod placement;
 mod read;
 mod reclaim;
@@ -36,6 +37,7 @@ pub use cairn_meta::{
 pub use cairn_shard_store::CompactOptions;
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
+pub use key_cache::KEY_CACHE_TTL;
 pub use reclaim::{ReclaimConfig, ReclaimStatus};
 pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
 pub use workers::{PassOutcome, WorkerStatus};

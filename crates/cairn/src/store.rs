@@ -137,6 +137,8 @@ pub(crate) struct Inner {
     pub(crate) gc_changed: tokio::sync::Notify,
     /// Runs of the reclamation workers: requests and completions.
     pub(crate) reclaim: crate::reclaim::Control,
+    /// Access keys recently read.
+    pub(crate) keys: crate::key_cache::KeyCache,
 }
 
 impl Inner {
@@ -185,6 +187,7 @@ impl Store {
                 next_staging: Default::default(),
                 gc_changed: Default::default(),
                 reclaim: Default::default(),
+                keys: Default::default(),
             }),
         }
     }
@@ -569,21 +572,34 @@ impl Store {
 
     /// Adds an access key.
     pub async fn create_key(&self, key: KeyRecord) -> Result<()> {
-        self.propose(Command::CreateKey { key }).await.map(drop)
+        let id = key.access_key.clone();
+        let r = self.propose(Command::CreateKey { key }).await.map(drop);
+        self.inner.keys.forget(&id);
+        r
     }
 
     /// Removes an access key.
     pub async fn delete_key(&self, access_key: &str) -> Result<()> {
-        self.propose(Command::DeleteKey {
-            access_key: access_key.into(),
-        })
-        .await
-        .map(drop)
+        let r = self
+            .propose(Command::DeleteKey {
+                access_key: access_key.into(),
+            })
+            .await
+            .map(drop);
+        self.inner.keys.forget(access_key);
+        r
     }
 
-    /// An access key, if it exists.
+    /// An access key, if it exists, as read at most [`KEY_CACHE_TTL`](crate::KEY_CACHE_TTL)
+    /// ago (a key deleted through another gateway works here for at most that long).
     pub async fn key(&self, access_key: &str) -> Result<Option<KeyRecord>> {
-        Ok(self.inner.meta.access_key(access_key).await?)
+        let now = std::time::Instant::now();
+        if let Some(k) = self.inner.keys.get(access_key, now) {
+            return Ok(k);
+        }
+        let k = self.inner.meta.access_key(access_key).await?;
+        self.inner.keys.put(access_key, k.clone(), now);
+        Ok(k)
     }
 
     /// Every access key.

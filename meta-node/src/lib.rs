@@ -43,6 +43,19 @@ pub enum MetaUnavailable {
     },
 }
 
+/// A failed membership change or write: `NotLeader` when refused before anything was appended.
+fn write_error(
+    e: openraft::error::RaftError<TypeConfig, openraft::error::ClientWriteError<TypeConfig>>,
+) -> MetaUnavailable {
+    use openraft::error::{ClientWriteError, RaftError};
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MetaUnavailable::NotLeader {
+            leader: f.leader_node.map(|n| n.addr).filter(|a| !a.is_empty()),
+        },
+        e => MetaUnavailable::Raft(e.to_string()),
+    }
+}
+
 /// Raft settings of a meta-node.
 #[derive(Clone, Copy, Debug)]
 pub struct RaftTuning {
@@ -224,18 +237,38 @@ impl MetaNode {
         network::RaftService::new(self.raft.clone(), secret)
     }
 
+    /// Adds node `id`, listening at `addr`, to the group: first as a learner, returning once it
+    /// has caught up with the log, then as a voter. Run on the leader (elsewhere:
+    /// [`MetaUnavailable::NotLeader`]).
+    pub async fn add_member(&self, id: u64, addr: String) -> Result<(), MetaUnavailable> {
+        self.raft
+            .add_learner(id, BasicNode { addr }, true)
+            .await
+            .map_err(write_error)?;
+        let voters = std::collections::BTreeSet::from([id]);
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Removes member `id` from the group (the leader itself included: it hands over). Run on
+    /// the leader.
+    pub async fn remove_member(&self, id: u64) -> Result<(), MetaUnavailable> {
+        let ids = std::collections::BTreeSet::from([id]);
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveVoters(ids), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
     /// Replicates `cmd` and returns its outcome once it is committed and applied. On a node
     /// that is not the leader, fails with [`MetaUnavailable::NotLeader`] before anything is
     /// appended; any other failure may or may not have committed the command.
     pub async fn propose(&self, cmd: Command) -> Result<Response, MetaUnavailable> {
-        use openraft::error::{ClientWriteError, RaftError};
-        match self.raft.client_write(cmd).await {
-            Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(MetaUnavailable::NotLeader {
-                leader: f.leader_node.map(|n| n.addr).filter(|a| !a.is_empty()),
-            }),
-            Err(e) => Err(MetaUnavailable::Raft(e.to_string())),
-        }
+        self.raft.client_write(cmd).await.map(|r| r.data).map_err(write_error)
     }
 
     /// Returns once every write acknowledged before the call is applied here, so that a read

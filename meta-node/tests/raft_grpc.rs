@@ -227,3 +227,95 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_grows_to_five_loses_its_leader_and_shrinks_back_to_three() {
+    let tuning = cairn_meta_node::RaftTuning::default();
+    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addrs: Vec<String> = (0..5)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut nodes = BTreeMap::new();
+    for i in 0..5 {
+        nodes.insert(
+            i as u64 + 1,
+            member_at(dirs[i].path(), i as u64 + 1, &addrs[i], tuning).await,
+        );
+    }
+    let first: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addrs[i].clone())).collect();
+    nodes[&1].0.initialize(first).await.unwrap();
+    let leader_of =
+        |nodes: &BTreeMap<u64, (MetaNode, Stop)>| nodes.values().find(|(n, _)| n.is_leader()).map(|(n, _)| n.clone());
+    wait_for("a leader", || leader_of(&nodes).is_some()).await;
+    let mut n = 0;
+    let mut write = |leader: MetaNode| {
+        n += 1;
+        let name = format!("w{n:03}");
+        async move {
+            assert_eq!(leader.propose(bucket(&name)).await.unwrap(), Response::Done);
+        }
+    };
+    write(leader_of(&nodes).unwrap()).await;
+
+    // Grow: 4 and 5 join as learners, catch up, become voters. A follower refuses to do it.
+    let follower = nodes.values().find(|(n, _)| !n.is_leader()).unwrap().0.clone();
+    assert!(matches!(
+        follower.add_member(4, addrs[3].clone()).await,
+        Err(cairn_meta_node::MetaUnavailable::NotLeader { leader: Some(_) })
+    ));
+    for id in [4u64, 5] {
+        leader_of(&nodes)
+            .unwrap()
+            .add_member(id, addrs[id as usize - 1].clone())
+            .await
+            .unwrap();
+        write(leader_of(&nodes).unwrap()).await;
+    }
+    let voters = |node: &MetaNode| node.status().members.iter().filter(|m| m.2).count();
+    wait_for("five voters everywhere", || nodes.values().all(|(n, _)| voters(n) == 5)).await;
+
+    // The leader is removed from the group; another takes over.
+    let old = leader_of(&nodes).unwrap();
+    let old_id = old.status().id;
+    old.remove_member(old_id).await.unwrap();
+    wait_for("a leader among the four left", || {
+        nodes.iter().any(|(id, (n, _))| *id != old_id && n.is_leader())
+    })
+    .await;
+    let (gone, server) = nodes.remove(&old_id).unwrap();
+    gone.shutdown().await;
+    server.stop().await;
+    write(leader_of(&nodes).unwrap()).await;
+
+    // Shrink back to three.
+    let extra = *nodes
+        .keys()
+        .find(|id| !leader_of(&nodes).unwrap().status().id.eq(id))
+        .unwrap();
+    leader_of(&nodes).unwrap().remove_member(extra).await.unwrap();
+    let (gone, server) = nodes.remove(&extra).unwrap();
+    gone.shutdown().await;
+    server.stop().await;
+    wait_for("three voters everywhere", || {
+        nodes.values().all(|(n, _)| voters(n) == 3)
+    })
+    .await;
+    write(leader_of(&nodes).unwrap()).await;
+    // Every member holds every write.
+    wait_for("all writes on all members", || {
+        nodes
+            .values()
+            .all(|(n, _)| (1..=5).all(|i| has_bucket(n, &format!("w{i:03}"))))
+    })
+    .await;
+    for (_, (n, s)) in nodes {
+        n.shutdown().await;
+        s.stop().await;
+    }
+}

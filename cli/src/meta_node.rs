@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_meta_client::grpc::MetadataService;
-use cairn_meta_node::network::AdminClient;
+use cairn_meta_node::network::{AdminAnswer, AdminClient};
 use cairn_meta_node::{LocalMetaClient, MetaNode};
 
 /// Flags of `cairn meta-node`.
@@ -38,6 +38,23 @@ pub enum MetaCommand {
         /// The members: ID=ADDR,...
         members: String,
     },
+    /// Adds a meta-node started with --id to the group: ID=ADDR (a learner until it has
+    /// caught up, then a voter)
+    Add {
+        /// A meta-node of the group (the leader is found from it)
+        #[arg(long, value_name = "ADDR")]
+        meta: String,
+        /// The new member: ID=ADDR
+        member: String,
+    },
+    /// Removes member ID from the group (the leader too: another takes over)
+    Remove {
+        /// A meta-node of the group (the leader is found from it)
+        #[arg(long, value_name = "ADDR")]
+        meta: String,
+        /// The member's id
+        id: u64,
+    },
     /// The group as a meta-node sees it: leader, term, members, log and applied index
     Status {
         /// The meta-node to ask
@@ -63,6 +80,23 @@ pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
             c.initialize(map).await.map_err(anyhow::Error::msg)?;
             println!("group formed");
         }
+        MetaCommand::Add { meta, member } => {
+            let (id, addr) = member
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("member {member:?}: expected ID=ADDR"))?;
+            let id: u64 = id.parse().with_context(|| format!("member id {id:?}"))?;
+            let addr = addr.to_string();
+            at_leader(&meta, &secret, |mut c| {
+                let addr = addr.clone();
+                async move { c.add_member(id, addr).await }
+            })
+            .await?;
+            println!("member {id} added");
+        }
+        MetaCommand::Remove { meta, id } => {
+            at_leader(&meta, &secret, |mut c| async move { c.remove_member(id).await }).await?;
+            println!("member {id} removed");
+        }
         MetaCommand::Status { meta } => {
             let mut c = AdminClient::connect(&meta, &secret).await.map_err(anyhow::Error::msg)?;
             let s = c.status().await.map_err(anyhow::Error::msg)?;
@@ -81,6 +115,25 @@ pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs a membership change at the leader, starting from `meta` and following `NotLeader`.
+async fn at_leader<F, Fut>(meta: &str, secret: &str, change: F) -> anyhow::Result<()>
+where
+    F: Fn(AdminClient) -> Fut,
+    Fut: std::future::Future<Output = Result<AdminAnswer, String>>,
+{
+    let mut addr = meta.to_string();
+    for _ in 0..5 {
+        let client = AdminClient::connect(&addr, secret).await.map_err(anyhow::Error::msg)?;
+        match change(client).await.map_err(anyhow::Error::msg)? {
+            AdminAnswer::Done => return Ok(()),
+            AdminAnswer::NotLeader(Some(leader)) => addr = leader,
+            AdminAnswer::NotLeader(None) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            AdminAnswer::Failed(e) => anyhow::bail!("{e}"),
+        }
+    }
+    anyhow::bail!("no leader answered (last asked: {addr})")
 }
 
 /// Keeps a node's id with its data: a restart under another id is refused.

@@ -247,6 +247,41 @@ impl cairn_proto::raft::meta_admin_server::MetaAdmin for AdminService {
     async fn status(&self, _req: tonic::Request<RaftPayload>) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         payload(&self.node.status())
     }
+
+    async fn add_member(
+        &self,
+        req: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let (id, addr): (u64, String) = decode(&req.into_inner().body).map_err(bad_request)?;
+        payload(&admin_answer(self.node.add_member(id, addr).await))
+    }
+
+    async fn remove_member(
+        &self,
+        req: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let id: u64 = decode(&req.into_inner().body).map_err(bad_request)?;
+        payload(&admin_answer(self.node.remove_member(id).await))
+    }
+}
+
+/// The outcome of a membership change, as the administration API answers it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum AdminAnswer {
+    /// Done.
+    Done,
+    /// Ask the leader (its address, when known).
+    NotLeader(Option<String>),
+    /// Failed.
+    Failed(String),
+}
+
+fn admin_answer(r: Result<(), crate::MetaUnavailable>) -> AdminAnswer {
+    match r {
+        Ok(()) => AdminAnswer::Done,
+        Err(crate::MetaUnavailable::NotLeader { leader }) => AdminAnswer::NotLeader(leader),
+        Err(e) => AdminAnswer::Failed(e.to_string()),
+    }
 }
 
 /// A client of a meta-node's administration service.
@@ -284,6 +319,24 @@ impl AdminClient {
         let r = self.request(&members);
         let answer = self.client.initialize(r).await.map_err(|s| s.message().to_string())?;
         decode::<Result<(), String>>(&answer.into_inner().body).map_err(|e| e.to_string())?
+    }
+
+    /// Adds member `id` at `addr` (learner, then voter). Must reach the leader.
+    pub async fn add_member(&mut self, id: u64, addr: String) -> Result<AdminAnswer, String> {
+        let r = self.request(&(id, addr));
+        let answer = self.client.add_member(r).await.map_err(|s| s.message().to_string())?;
+        decode(&answer.into_inner().body).map_err(|e| e.to_string())
+    }
+
+    /// Removes member `id`. Must reach the leader.
+    pub async fn remove_member(&mut self, id: u64) -> Result<AdminAnswer, String> {
+        let r = self.request(&id);
+        let answer = self
+            .client
+            .remove_member(r)
+            .await
+            .map_err(|s| s.message().to_string())?;
+        decode(&answer.into_inner().body).map_err(|e| e.to_string())
     }
 
     /// What the node knows of its group.

@@ -110,7 +110,12 @@ pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
                 s.applied_index.map_or("-".into(), |i| i.to_string())
             );
             for (id, addr, voter) in s.members {
-                println!("member {id} {addr} {}", if voter { "voter" } else { "learner" });
+                let lag = match s.lag.iter().find(|(l, _)| *l == id) {
+                    Some((_, Some(n))) => format!(", {n} entries behind"),
+                    Some((_, None)) => ", nothing replicated yet".to_string(),
+                    None => String::new(),
+                };
+                println!("member {id} {addr} {}{lag}", if voter { "voter" } else { "learner" });
             }
         }
     }

@@ -91,6 +91,9 @@ pub struct MetaStatus {
     pub applied_index: Option<u64>,
     /// Members: id, address, whether it votes.
     pub members: Vec<(u64, String, bool)>,
+    /// On the leader: how many entries each member is behind its log (`None`: nothing
+    /// matched yet). Empty on other nodes.
+    pub lag: Vec<(u64, Option<u64>)>,
 }
 
 /// A running metadata node.
@@ -212,6 +215,15 @@ impl MetaNode {
                 .membership_config
                 .nodes()
                 .map(|(id, node)| (*id, node.addr.clone(), voters.contains(id)))
+                .collect(),
+            lag: m
+                .replication
+                .iter()
+                .flatten()
+                .map(|(id, matched)| {
+                    let behind = matched.map(|l| m.last_log_index.unwrap_or(0).saturating_sub(l.index));
+                    (*id, behind)
+                })
                 .collect(),
         }
     }

@@ -86,6 +86,12 @@ async fn three_members_replicate_and_survive_the_loss_of_their_leader() {
         members.iter().all(|m| has_bucket(&m.node, "first"))
     })
     .await;
+    // The leader reports each member's lag, down to nothing once replicated.
+    wait_for("no member behind the leader", || {
+        let lag = members[li].node.status().lag;
+        lag.len() == 3 && lag.iter().all(|(_, behind)| *behind == Some(0))
+    })
+    .await;
 
     // The leader goes away.
     let gone = members.remove(li);

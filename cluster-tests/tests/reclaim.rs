@@ -108,6 +108,10 @@ fn reclamation_brings_the_disks_back_to_the_live_data() {
     let out = server.python("reclaim_client.py", &["load", work.to_str().unwrap()]);
     assert_ok(&out, "load");
     eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    // The metadata's Raft state is on /metrics too.
+    let (leader, page) = server.metric("cairn_raft_is_leader");
+    assert_eq!(leader, 1.0, "{page}");
+    assert!(server.metric("cairn_raft_applied_index").0 > 100.0, "{page}");
     // The collector frees the overwritten, deleted and aborted data once the grace period
     // has passed since it first saw it.
     let collector = "cairn_worker_bytes_reclaimed_total{worker=\"collector\"}";

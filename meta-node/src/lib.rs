@@ -238,6 +238,34 @@ impl MetaNode {
         self.raft.metrics().borrow_watched().snapshot.map(|l| l.index)
     }
 
+    /// Publishes this node's Raft state as metrics (`cairn_raft_*`: term, leader or not, last
+    /// log, applied and snapshot index, and on the leader each member's lag), updated on every
+    /// change until the node stops. The process's metrics recorder shows them (`/metrics` of
+    /// `cairn server`).
+    pub fn publish_metrics(&self) -> tokio::task::JoinHandle<()> {
+        let mut rx = self.raft.metrics();
+        tokio::spawn(async move {
+            loop {
+                let m = rx.borrow_watched().clone();
+                metrics::gauge!("cairn_raft_term").set(m.current_term as f64);
+                metrics::gauge!("cairn_raft_is_leader").set(f64::from(u8::from(m.state == ServerState::Leader)));
+                metrics::gauge!("cairn_raft_last_log_index").set(m.last_log_index.unwrap_or(0) as f64);
+                metrics::gauge!("cairn_raft_applied_index").set(m.last_applied.map_or(0, |l| l.index) as f64);
+                metrics::gauge!("cairn_raft_snapshot_index").set(m.snapshot.map_or(0, |l| l.index) as f64);
+                for (id, matched) in m.replication.iter().flatten() {
+                    let behind = m
+                        .last_log_index
+                        .unwrap_or(0)
+                        .saturating_sub(matched.map_or(0, |l| l.index));
+                    metrics::gauge!("cairn_raft_member_lag", "member" => id.to_string()).set(behind as f64);
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     /// The leader this node knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow_watched().current_leader

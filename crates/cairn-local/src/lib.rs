@@ -25,12 +25,16 @@ pub async fn open(dir: &Path, disks: usize, config: StoreConfig) -> Result<Store
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
     match open_disks(dir, disks, &config).await {
-        Ok(stores) => Ok(Store::from_parts(
-            cairn_meta_node::local_client(meta),
-            stores,
-            scheme,
-            config,
-        )),
+        Ok(stores) => {
+            // The Raft state on the process's metrics; the task ends with the node.
+            meta.publish_metrics();
+            Ok(Store::from_parts(
+                cairn_meta_node::local_client(meta),
+                stores,
+                scheme,
+                config,
+            ))
+        }
         Err(e) => {
             meta.shutdown().await;
             Err(e)

@@ -63,11 +63,12 @@ struct GcStatus {
 }
 
 async fn get<T: serde::de::DeserializeOwned>(root: &RootKey, url: String) -> anyhow::Result<T> {
-    let r = reqwest::Client::new()
-        .get(url)
-        .basic_auth(&root.access_key, Some(&root.secret_key))
-        .send()
-        .await?;
+    call(root, reqwest::Client::new().get(url)).await
+}
+
+/// Sends an admin API request with the root credentials and decodes its JSON answer.
+async fn call<T: serde::de::DeserializeOwned>(root: &RootKey, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
+    let r = req.basic_auth(&root.access_key, Some(&root.secret_key)).send().await?;
     let status = r.status();
     if !status.is_success() {
         bail!("admin API answered {status}: {}", r.text().await.unwrap_or_default());
@@ -111,11 +112,7 @@ fn print_gc(s: &GcStatus) {
         "WORKER", "STATE", "PASSES", "ITEMS", "RECLAIMED"
     );
     for w in &s.workers {
-        let last = match (w.last_pass_ms, &w.last_error) {
-            (_, Some(e)) => format!("error: {e}"),
-            (Some(ms), None) => format!("{} s ago", (now_ms() - ms).max(0) / 1000),
-            (None, None) => "never".into(),
-        };
+        let last = last_pass(w);
         println!(
             "{:<14} {:<8} {:>7} {:>10} {:>12}  {last}",
             w.name,
@@ -157,16 +154,9 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Gc {
             command: GcCommand::Run { no_wait },
         } => {
-            let r = reqwest::Client::new()
-                .post(format!("{base}/admin/v1/gc/run"))
-                .basic_auth(&root.access_key, Some(&root.secret_key))
-                .send()
-                .await?;
-            let status = r.status();
-            if !status.is_success() {
-                bail!("admin API answered {status}: {}", r.text().await.unwrap_or_default());
-            }
-            let run = r.json::<serde_json::Value>().await?["run"]
+            let answer: serde_json::Value =
+                call(&root, reqwest::Client::new().post(format!("{base}/admin/v1/gc/run"))).await?;
+            let run = answer["run"]
                 .as_u64()
                 .ok_or_else(|| anyhow::anyhow!("admin API gave no run number"))?;
             if no_wait {
@@ -204,11 +194,7 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
                 "WORKER", "STATE", "EVERY", "PASSES", "LAST", "TOTAL"
             );
             for w in workers {
-                let last = match (w.last_pass_ms, &w.last_error) {
-                    (_, Some(e)) => format!("error: {e}"),
-                    (Some(ms), None) => format!("{} s ago", (now_ms() - ms).max(0) / 1000),
-                    (None, None) => "never".into(),
-                };
+                let last = last_pass(&w);
                 println!(
                     "{:<16} {:<8} {:>6}s {:>7} {:>10} {:>10}  {last}",
                     w.name, w.state, w.every_secs, w.passes, w.last_pass_items, w.total_items
@@ -217,6 +203,15 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// When a worker's last pass ended, or its error.
+fn last_pass(w: &Worker) -> String {
+    match (w.last_pass_ms, &w.last_error) {
+        (_, Some(e)) => format!("error: {e}"),
+        (Some(ms), None) => format!("{} s ago", (now_ms() - ms).max(0) / 1000),
+        (None, None) => "never".into(),
+    }
 }
 
 fn now_ms() -> i64 {

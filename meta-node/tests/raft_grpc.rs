@@ -184,16 +184,7 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
         snapshot_every_logs: 50,
         logs_kept_after_snapshot: 5,
     };
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let addrs: Vec<String> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let (dirs, addrs) = places(3);
     let mut nodes = Vec::new();
     for i in 0..3 {
         nodes.push(member_at(dirs[i].path(), i as u64 + 1, &addrs[i], tuning).await);
@@ -237,16 +228,7 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_group_grows_to_five_loses_its_leader_and_shrinks_back_to_three() {
     let tuning = cairn_meta_node::RaftTuning::default();
-    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
-    let addrs: Vec<String> = (0..5)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let (dirs, addrs) = places(5);
     let mut nodes = BTreeMap::new();
     for i in 0..5 {
         nodes.insert(
@@ -338,4 +320,16 @@ async fn write(nodes: &BTreeMap<u64, (MetaNode, Stop)>, name: &str) {
         assert!(Instant::now() < deadline, "no leader took {name}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `n` data directories and `n` free addresses on 127.0.0.1, chosen by the OS.
+fn places(n: usize) -> (Vec<tempfile::TempDir>, Vec<String>) {
+    let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addrs = (0..n)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        })
+        .collect();
+    (dirs, addrs)
 }

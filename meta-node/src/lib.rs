@@ -101,6 +101,8 @@ pub struct MetaStatus {
 pub struct MetaNode {
     raft: MetaRaft,
     reader: StateReader,
+    /// The database's directory.
+    dir: std::path::PathBuf,
 }
 
 /// Id of the only member of a single-node group.
@@ -168,7 +170,8 @@ impl MetaNode {
     ) -> Result<Self, MetaUnavailable> {
         let network = network::GrpcNetwork::new(secret).map_err(MetaUnavailable::Raft)?;
         let dir = dir.to_path_buf();
-        let (log, sm, reader) = tokio::task::spawn_blocking(move || cairn_meta_store::open(dir))
+        let at = dir.clone();
+        let (log, sm, reader) = tokio::task::spawn_blocking(move || cairn_meta_store::open(at))
             .await
             .map_err(|e| MetaUnavailable::Raft(e.to_string()))??;
         let config = Config {
@@ -184,7 +187,7 @@ impl MetaNode {
         let raft = Raft::new(id, config, network, log, sm)
             .await
             .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
-        Ok(Self { raft, reader })
+        Ok(Self { raft, reader, dir })
     }
 
     /// Forms a new group of `members` (id → gRPC address of its Raft service). Run once, on
@@ -274,7 +277,7 @@ impl MetaNode {
     /// The gRPC service peers call to reach this node's Raft, answering only calls with the
     /// cluster `secret`.
     pub fn raft_service(&self, secret: &str) -> network::SecuredRaft {
-        network::RaftService::new(self.raft.clone(), secret)
+        network::RaftService::new(self.raft.clone(), self.dir.join(cairn_meta_store::SNAPSHOT_DIR), secret)
     }
 
     /// Adds node `id`, listening at `addr`, to the group: first as a learner, returning once it

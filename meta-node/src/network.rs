@@ -5,14 +5,15 @@
 //! the peer is `Unreachable` (openraft backs off).
 
 use std::future::Future;
-use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_meta::{decode, encode};
-use cairn_meta_store::TypeConfig;
+use cairn_meta_store::{IncomingSnapshot, SnapshotFile, TypeConfig};
 use cairn_proto::raft::raft_client::RaftClient;
 use cairn_proto::raft::raft_server::{Raft as RaftRpc, RaftServer};
-use cairn_proto::raft::RaftPayload;
+use cairn_proto::raft::{RaftPayload, SnapshotPiece};
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -27,9 +28,13 @@ use crate::MetaRaft;
 /// The request header carrying the cluster's shared secret (the metadata API's).
 const SECRET_HEADER: &str = cairn_meta_client::grpc::SECRET_HEADER;
 
-/// Largest Raft message: a batch of log entries or a whole snapshot (snapshots are not yet
-/// streamed in pieces; see the metadata-cluster issue).
+/// Largest Raft message: a batch of log entries (one command may carry the manifest of a
+/// very large object). Snapshots travel in pieces of [`SNAPSHOT_PIECE_BYTES`].
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 1 << 30;
+
+/// Size of one piece of a snapshot transfer: sender and receiver each hold a couple of pieces,
+/// whatever the size of the snapshot.
+pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
 
 /// Makes a [`GrpcPeer`] for each peer openraft replicates to.
 #[derive(Clone)]
@@ -108,8 +113,43 @@ fn remote<E: std::fmt::Display>(e: E) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&AnyError::error(format!("the peer refused: {e}"))))
 }
 
+/// Reads `file` in pieces into `tx`, the header first; stops when the receiver is gone.
+fn send_pieces(file: Arc<SnapshotFile>, header: Vec<u8>, tx: tokio::sync::mpsc::Sender<SnapshotPiece>) {
+    let first = SnapshotPiece {
+        header,
+        data: Vec::new(),
+    };
+    if tx.blocking_send(first).is_err() {
+        return;
+    }
+    let mut at = 0u64;
+    loop {
+        let mut data = vec![0u8; SNAPSHOT_PIECE_BYTES];
+        let n = match file.read_at(&mut data, at) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) => {
+                // Ending the stream early: the receiver's check of the file refuses it.
+                tracing::warn!(error = %e, "reading a snapshot to send");
+                return;
+            }
+        };
+        data.truncate(n);
+        at += n as u64;
+        if tx
+            .blocking_send(SnapshotPiece {
+                header: Vec::new(),
+                data,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 impl RaftNetworkV2<TypeConfig> for GrpcPeer {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -139,19 +179,38 @@ impl RaftNetworkV2<TypeConfig> for GrpcPeer {
         answer.map_err(remote)
     }
 
+    /// Streams the snapshot file in pieces of [`SNAPSHOT_PIECE_BYTES`], read off the async
+    /// threads; no deadline on the whole transfer (its size is unbounded), but a dead peer is
+    /// found by HTTP/2 keep-alive, and `cancel` (replication closed) stops it.
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
         snapshot: SnapshotOf<TypeConfig, Self::SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        option: RPCOption,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let body = encode(&(vote, snapshot.meta, snapshot.snapshot.into_inner()));
-        let answer: Result<SnapshotResponse<TypeConfig>, openraft::error::Fatal<TypeConfig>> = self
-            .call(body, option.hard_ttl(), |mut c, r| async move {
-                c.install_snapshot(r).await
-            })
-            .await?;
+        let mut client = self
+            .client
+            .clone()
+            .ok_or_else(|| unreachable(format!("invalid peer address {:?}", self.addr)))?;
+        let header = encode(&(vote, snapshot.meta));
+        let file = Arc::new(snapshot.snapshot);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let reader = tokio::task::spawn_blocking(move || send_pieces(file, header, tx));
+        let pieces = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut request = tonic::Request::new(pieces);
+        request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
+        let sent = tokio::select! {
+            sent = client.install_snapshot(request) => sent,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        let answer = sent.map_err(|s| unreachable(format!("{}: {}: {}", self.addr, s.code(), s.message())))?;
+        let answer: Result<SnapshotResponse<TypeConfig>, openraft::error::Fatal<TypeConfig>> =
+            decode(&answer.into_inner().body)
+                .map_err(|e| unreachable(format!("{}: undecodable answer: {e}", self.addr)))?;
         answer.map_err(|e| StreamingError::Unreachable(unreachable(format!("the peer failed: {e}"))))
     }
 }
@@ -159,6 +218,8 @@ impl RaftNetworkV2<TypeConfig> for GrpcPeer {
 /// The server side of Raft between meta-nodes: hands each call to the local node.
 pub struct RaftService {
     raft: MetaRaft,
+    /// Where snapshots being received are written.
+    snapshot_dir: PathBuf,
 }
 
 /// The Raft service behind the check of the cluster secret.
@@ -167,8 +228,8 @@ pub type SecuredRaft =
 
 impl RaftService {
     /// The service for `raft`, answering only calls that carry the cluster `secret`.
-    pub fn new(raft: MetaRaft, secret: &str) -> SecuredRaft {
-        let server = RaftServer::new(Self { raft })
+    pub fn new(raft: MetaRaft, snapshot_dir: PathBuf, secret: &str) -> SecuredRaft {
+        let server = RaftServer::new(Self { raft, snapshot_dir })
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
         tonic::service::interceptor::InterceptedService::new(server, cairn_meta_client::grpc::SecretCheck::new(secret))
@@ -177,6 +238,20 @@ impl RaftService {
 
 fn payload<T: Serialize>(t: &T) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
     Ok(tonic::Response::new(RaftPayload { body: encode(t) }))
+}
+
+fn storage_failed(e: std::io::Error) -> tonic::Status {
+    tonic::Status::unavailable(format!("receiving a snapshot: {e}"))
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, tonic::Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .map_err(storage_failed)
 }
 
 fn bad_request(e: impl std::fmt::Display) -> tonic::Status {
@@ -198,16 +273,29 @@ impl RaftRpc for RaftService {
         payload(&self.raft.vote(rpc).await)
     }
 
+    /// Writes the pieces to a file of the snapshot directory (one piece in memory at a time),
+    /// checks the whole file, then installs it.
     async fn install_snapshot(
         &self,
-        req: tonic::Request<RaftPayload>,
+        req: tonic::Request<tonic::Streaming<SnapshotPiece>>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let (vote, meta, data): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>, Vec<u8>) =
-            decode(&req.into_inner().body).map_err(bad_request)?;
-        let snapshot = SnapshotOf::<TypeConfig, Cursor<Vec<u8>>> {
-            meta,
-            snapshot: Cursor::new(data),
-        };
+        let mut pieces = req.into_inner();
+        let first = pieces
+            .message()
+            .await?
+            .ok_or_else(|| bad_request("an empty snapshot stream"))?;
+        let (vote, meta): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>) =
+            decode(&first.header).map_err(bad_request)?;
+        let dir = self.snapshot_dir.clone();
+        let mut incoming = blocking(move || IncomingSnapshot::create(&dir)).await?;
+        incoming.write(&first.data).map_err(storage_failed)?;
+        while let Some(piece) = pieces.message().await? {
+            incoming = blocking(move || incoming.write(&piece.data).map(|()| incoming)).await?;
+        }
+        let file = blocking(move || incoming.finish())
+            .await
+            .map_err(|e| tonic::Status::data_loss(e.message().to_string()))?;
+        let snapshot = SnapshotOf::<TypeConfig, SnapshotFile> { meta, snapshot: file };
         payload(&self.raft.install_full_snapshot(vote, snapshot).await)
     }
 }

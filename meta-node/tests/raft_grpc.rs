@@ -204,8 +204,17 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
         .find(|(n, _)| n.is_leader())
         .map(|(n, _)| n.clone())
         .unwrap();
+    // 200 records of 20 KB: a snapshot of several transfer pieces.
+    let owner = "o".repeat(20_000);
     for i in 0..200 {
-        assert_eq!(lead.propose(bucket(&format!("b{i:03}"))).await.unwrap(), Response::Done);
+        let cmd = Command::CreateBucket {
+            bucket: BucketRecord {
+                name: format!("b{i:03}"),
+                owner: owner.clone(),
+                created: 1,
+            },
+        };
+        assert_eq!(lead.propose(cmd).await.unwrap(), Response::Done);
     }
     wait_for("the leader to snapshot and purge its log", || {
         let s = lead.status();
@@ -215,8 +224,20 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
     // Back on its data: the entries it misses are gone from the leader's log.
     let (back, server) = member_at(dirs[behind].path(), behind as u64 + 1, &addrs[behind], tuning).await;
     wait_for("the follower to install the snapshot", || has_bucket(&back, "b199")).await;
-    assert!(has_bucket(&back, "b000"));
+    let first = query::bucket(&*back.reader(), "b000").unwrap().unwrap();
+    assert_eq!(first.owner, owner);
     assert!(back.snapshot_index().is_some(), "caught up without a snapshot");
+    let snapshots = dirs[behind].path().join(cairn_meta_store::SNAPSHOT_DIR);
+    let files: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "one snapshot file: {files:?}");
+    let size = std::fs::metadata(&files[0]).unwrap().len() as usize;
+    assert!(
+        size > 3 * cairn_meta_node::network::SNAPSHOT_PIECE_BYTES,
+        "the snapshot ({size} B) travelled in several pieces"
+    );
     back.shutdown().await;
     server.stop().await;
     for (n, s) in nodes {

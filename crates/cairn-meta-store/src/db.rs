@@ -11,6 +11,9 @@ pub(crate) const CF_RAFT: &str = "raft";
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_SM_META: &str = "sm_meta";
 
+/// The directory of snapshot files, inside the database's directory (RocksDB ignores it).
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
 /// The RocksDB instance holding the log, the state machine and snapshots.
 pub type MetaDb = Arc<DB>;
 
@@ -25,8 +28,8 @@ pub fn open(path: impl AsRef<Path>) -> std::io::Result<(LogStore, StateMachine, 
     let cfs = [CF_LOG, CF_RAFT, CF_STATE, CF_SM_META]
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
-    let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io_err)?);
-    let sm = StateMachine::load(db.clone())?;
+    let db = Arc::new(DB::open_cf_descriptors(&opts, path.as_ref(), cfs).map_err(io_err)?);
+    let sm = StateMachine::load(db.clone(), path.as_ref().join(SNAPSHOT_DIR))?;
     Ok((LogStore::new(db.clone()), sm, StateReader { db }))
 }
 

@@ -10,6 +10,9 @@
 //!   replays;
 //! - each batch of applied entries is one atomic RocksDB write, together with the last-applied
 //!   log id;
+//! - a snapshot is a file built from a RocksDB snapshot and installed in bounded batches: no
+//!   step holds the state in memory; the applied id moves to the snapshot's only in the last,
+//!   synced batch, and an install cut by a crash is finished on the next open;
 //! - no RocksDB call runs on an async worker thread: every one goes through
 //!   `spawn_blocking`.
 //!
@@ -18,14 +21,16 @@
 mod db;
 mod log_store;
 mod raft;
+pub mod snapshot;
 mod state_machine;
 
 #[cfg(test)]
 mod tests;
 
-pub use db::{open, MetaDb, StateReader};
+pub use db::{open, MetaDb, StateReader, SNAPSHOT_DIR};
 pub use log_store::LogStore;
 pub use raft::{NodeId, TypeConfig};
+pub use snapshot::{IncomingSnapshot, SnapshotFile};
 pub use state_machine::StateMachine;
 
 /// Runs a blocking RocksDB operation off the async worker threads.

@@ -1,4 +1,9 @@
-use std::io::{self, Cursor};
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use cairn_meta::{apply, decode, encode, Command, MetaError, Overlay, Response};
 
@@ -12,37 +17,42 @@ use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{MetaDb, StateReader, CF_SM_META, CF_STATE};
+use crate::snapshot::{unique, RecordWriter, SnapshotFile};
 use crate::{blocking, io_err};
 
-const KEY_APPLIED: &[u8] = b"applied";
-const KEY_SNAPSHOT: &[u8] = b"snapshot";
+pub(crate) const KEY_APPLIED: &[u8] = b"applied";
+/// Where a snapshot was kept inline before snapshots were files (removed on open).
+const KEY_SNAPSHOT_INLINE: &[u8] = b"snapshot";
+/// The record of the current snapshot file ([`StoredSnapshot`]).
+const KEY_SNAPSHOT_FILE: &[u8] = b"snapshot-file";
 
 /// Pending state writes, in key order (`None` deletes).
 type Writes = std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 type Applied = (Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>);
 
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMetaOf<TypeConfig>,
-    data: Vec<u8>,
-}
-
 /// The state machine: [`cairn_meta::apply`] over the `state` column family. The last-applied
 /// log id and membership are written in the same batch as the state they describe.
+/// Snapshots are files in `snapshots/` next to the database, built from a RocksDB snapshot
+/// and installed in bounded batches (see [`crate::snapshot`]).
 pub struct StateMachine {
     db: MetaDb,
     applied: Applied,
+    pub(crate) snapshots: Snapshots,
 }
 
 impl StateMachine {
-    pub(crate) fn load(db: MetaDb) -> io::Result<Self> {
+    /// Loads the applied state of `db`, keeping snapshots in `snapshot_dir`, and finishes a
+    /// snapshot install a crash interrupted. Blocking.
+    pub(crate) fn load(db: MetaDb, snapshot_dir: PathBuf) -> io::Result<Self> {
         let cf = db.cf_handle(CF_SM_META).expect("sm_meta cf");
         let applied = match db.get_cf(&cf, KEY_APPLIED).map_err(io_err)? {
             Some(v) => decode(&v).map_err(io_err)?,
             None => (None, StoredMembership::default()),
         };
-        Ok(Self { db, applied })
+        let snapshots = Snapshots::open(db.clone(), snapshot_dir)?;
+        let applied = snapshots.resume_install(applied)?;
+        Ok(Self { db, applied, snapshots })
     }
 }
 
@@ -84,7 +94,7 @@ fn apply_batch(
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> io::Result<Applied> {
@@ -137,97 +147,268 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone() }
+        SnapshotBuilder {
+            snapshots: self.snapshots.clone(),
+        }
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetaOf<TypeConfig>,
-        snapshot: Self::SnapshotData,
-    ) -> io::Result<()> {
-        let data = snapshot.into_inner();
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = decode(&data).map_err(io_err)?;
-        let applied: Applied = (meta.last_log_id, meta.last_membership.clone());
-        let stored = encode(&StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        });
-        let applied_bytes = encode(&applied);
-        let db = self.db.clone();
-        blocking(move || {
-            let state = db.cf_handle(CF_STATE).expect("state cf");
-            let sm_meta = db.cf_handle(CF_SM_META).expect("sm_meta cf");
-            let mut b = WriteBatch::default();
-            b.delete_range_cf(&state, [0u8].as_slice(), [0xFFu8; 2].as_slice());
-            for (k, v) in pairs {
-                b.put_cf(&state, k, v);
-            }
-            b.put_cf(&sm_meta, KEY_APPLIED, applied_bytes);
-            b.put_cf(&sm_meta, KEY_SNAPSHOT, stored);
-            let mut w = WriteOptions::default();
-            w.set_sync(true);
-            db.write_opt(b, &w).map_err(io_err)
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TypeConfig>, snapshot: SnapshotFile) -> io::Result<()> {
+        let snapshots = self.snapshots.clone();
+        let meta = meta.clone();
+        let applied = blocking(move || {
+            snapshot.verify()?;
+            let placed = snapshots.place(&snapshot)?;
+            snapshots.record(&meta, &placed, true)?;
+            snapshots.load_state(&meta, &placed)
         })
         .await?;
         self.applied = applied;
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, Self::SnapshotData>>> {
-        let db = self.db.clone();
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>> {
+        let snapshots = self.snapshots.clone();
         blocking(move || {
-            let cf = db.cf_handle(CF_SM_META).expect("sm_meta cf");
-            let Some(v) = db.get_cf(&cf, KEY_SNAPSHOT).map_err(io_err)? else {
-                return Ok(None);
-            };
-            let s: StoredSnapshot = decode(&v).map_err(io_err)?;
-            Ok(Some(openraft::storage::Snapshot {
-                meta: s.meta,
-                snapshot: Cursor::new(s.data),
-            }))
+            Ok(snapshots
+                .current()?
+                .map(|(meta, file)| openraft::storage::Snapshot { meta, snapshot: file }))
         })
         .await
     }
 }
 
-/// Builds a snapshot from a consistent RocksDB snapshot of the state and its applied id.
+/// Builds a snapshot file from a consistent RocksDB snapshot of the state and its applied id.
 pub struct SnapshotBuilder {
-    db: MetaDb,
+    snapshots: Snapshots,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
 
-    async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, Self::SnapshotData>> {
-        let db = self.db.clone();
+    async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, SnapshotFile>> {
+        let snapshots = self.snapshots.clone();
         blocking(move || {
-            let snap = db.snapshot();
-            let state = db.cf_handle(CF_STATE).expect("state cf");
-            let sm_meta = db.cf_handle(CF_SM_META).expect("sm_meta cf");
-            let applied: Applied = match snap.get_cf(&sm_meta, KEY_APPLIED).map_err(io_err)? {
-                Some(v) => decode(&v).map_err(io_err)?,
-                None => (None, StoredMembership::default()),
-            };
-            let mut pairs = Vec::new();
-            for item in snap.iterator_cf(&state, IteratorMode::Start) {
-                let (k, v) = item.map_err(io_err)?;
-                pairs.push((k.into_vec(), v.into_vec()));
-            }
-            let data = encode(&pairs);
-            let meta = SnapshotMetaOf::<TypeConfig> {
-                last_log_id: applied.0,
-                last_membership: applied.1,
-            };
-            let stored = encode(&StoredSnapshot {
-                meta: meta.clone(),
-                data: data.clone(),
-            });
-            db.put_cf(&sm_meta, KEY_SNAPSHOT, stored).map_err(io_err)?;
-            Ok(openraft::storage::Snapshot {
-                meta,
-                snapshot: Cursor::new(data),
-            })
+            let (meta, file) = snapshots.build()?;
+            Ok(openraft::storage::Snapshot { meta, snapshot: file })
         })
         .await
+    }
+}
+
+/// The snapshot directory and the record of the current snapshot (`sm_meta`), shared by the
+/// state machine and its snapshot builders. Blocking.
+#[derive(Clone)]
+pub(crate) struct Snapshots {
+    db: MetaDb,
+    dir: PathBuf,
+    /// Serialises changes of the current-snapshot record and the removal of older files.
+    lock: Arc<Mutex<()>>,
+}
+
+/// The record of the current snapshot: its id and membership, and its file in the directory.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMetaOf<TypeConfig>,
+    file: String,
+}
+
+/// Largest RocksDB write batch when loading a snapshot into the state.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
+
+impl Snapshots {
+    /// The snapshots of `db`, kept in `dir`: removes what an interrupted build or transfer
+    /// left, and the record of a snapshot from before snapshots were files (rebuilt on
+    /// demand from the state, which is persistent).
+    pub(crate) fn open(db: MetaDb, dir: PathBuf) -> io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let sm_meta = db.cf_handle(CF_SM_META).expect("sm_meta cf");
+        if db.get_cf(&sm_meta, KEY_SNAPSHOT_INLINE).map_err(io_err)?.is_some() {
+            db.delete_cf(&sm_meta, KEY_SNAPSHOT_INLINE).map_err(io_err)?;
+        }
+        let snapshots = Self {
+            db,
+            dir,
+            lock: Arc::new(Mutex::new(())),
+        };
+        let current = snapshots.current_record()?.map(|s| s.file);
+        snapshots.remove_others(current.as_deref(), true)?;
+        Ok(snapshots)
+    }
+
+    fn current_record(&self) -> io::Result<Option<StoredSnapshot>> {
+        let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
+        match self.db.get_cf(&sm_meta, KEY_SNAPSHOT_FILE).map_err(io_err)? {
+            Some(v) => decode(&v).map(Some).map_err(io_err),
+            None => Ok(None),
+        }
+    }
+
+    /// The current snapshot, opened.
+    pub(crate) fn current(&self) -> io::Result<Option<(SnapshotMetaOf<TypeConfig>, SnapshotFile)>> {
+        let _held = self.lock.lock();
+        let Some(s) = self.current_record()? else {
+            return Ok(None);
+        };
+        Ok(Some((s.meta, SnapshotFile::open(&self.dir.join(&s.file))?)))
+    }
+
+    /// Removes every snapshot file of the directory but `keep`, and with `temporary` also
+    /// the temporary files of builds and transfers (only at open: none runs then).
+    fn remove_others(&self, keep: Option<&str>, temporary: bool) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let removable = name.ends_with(".snap") || temporary;
+            if removable && Some(name.as_ref()) != keep {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of the state as it is now (a RocksDB snapshot: applies go on) and
+    /// makes it the current one unless a newer one was recorded meanwhile.
+    pub(crate) fn build(&self) -> io::Result<(SnapshotMetaOf<TypeConfig>, SnapshotFile)> {
+        let snap = self.db.snapshot();
+        let state = self.db.cf_handle(CF_STATE).expect("state cf");
+        let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
+        let applied: Applied = match snap.get_cf(&sm_meta, KEY_APPLIED).map_err(io_err)? {
+            Some(v) => decode(&v).map_err(io_err)?,
+            None => (None, StoredMembership::default()),
+        };
+        let building = self.dir.join(format!("building-{}.tmp", unique()));
+        let written = (|| {
+            let mut w = RecordWriter::create(&building)?;
+            for item in snap.iterator_cf(&state, IteratorMode::Start) {
+                let (k, v) = item.map_err(io_err)?;
+                w.push(&k, &v)?;
+            }
+            w.finish()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&building);
+            return Err(e);
+        }
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: applied.0,
+            last_membership: applied.1,
+        };
+        let name = self.final_name(&meta);
+        std::fs::rename(&building, self.dir.join(&name))?;
+        File::open(&self.dir)?.sync_all()?;
+        let file = SnapshotFile::open(&self.dir.join(&name))?;
+        self.record(&meta, &name, false)?;
+        Ok((meta, file))
+    }
+
+    fn final_name(&self, meta: &SnapshotMetaOf<TypeConfig>) -> String {
+        format!(
+            "snap-{}-{}.snap",
+            meta.last_log_id.as_ref().map_or(0, |l| l.index),
+            unique()
+        )
+    }
+
+    /// Moves (or copies) a verified snapshot file into the directory under a final name.
+    pub(crate) fn place(&self, snapshot: &SnapshotFile) -> io::Result<String> {
+        let name = format!("snap-in-{}.snap", unique());
+        let target = self.dir.join(&name);
+        if snapshot.path().parent() == Some(self.dir.as_path()) {
+            std::fs::rename(snapshot.path(), &target)?;
+        } else {
+            let tmp = self.dir.join(format!("copy-{}.tmp", unique()));
+            let copied = (|| {
+                let mut out = File::options().write(true).create_new(true).open(&tmp)?;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut at = 0u64;
+                loop {
+                    let n = snapshot.read_at(&mut buf, at)?;
+                    if n == 0 {
+                        break;
+                    }
+                    std::io::Write::write_all(&mut out, &buf[..n])?;
+                    at += n as u64;
+                }
+                out.sync_all()
+            })();
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            std::fs::rename(&tmp, &target)?;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        Ok(name)
+    }
+
+    /// Makes `file` (in the directory) the current snapshot — if it is at least as new as the
+    /// current one, or `force` — durably, then removes every other snapshot file.
+    pub(crate) fn record(&self, meta: &SnapshotMetaOf<TypeConfig>, file: &str, force: bool) -> io::Result<()> {
+        let _held = self.lock.lock();
+        if !force {
+            if let Some(current) = self.current_record()? {
+                if current.meta.last_log_id > meta.last_log_id {
+                    std::fs::remove_file(self.dir.join(file))?;
+                    return Ok(());
+                }
+            }
+        }
+        let stored = encode(&StoredSnapshot {
+            meta: meta.clone(),
+            file: file.to_string(),
+        });
+        let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.db
+            .put_cf_opt(&sm_meta, KEY_SNAPSHOT_FILE, stored, &w)
+            .map_err(io_err)?;
+        self.remove_others(Some(file), false)
+    }
+
+    /// Replaces the state with the records of the snapshot `file` (recorded as current), in
+    /// bounded batches; the applied id moves to the snapshot's in the last, synced batch. A
+    /// crash before that leaves the applied id behind the current snapshot, and
+    /// [`Snapshots::resume_install`] loads it again on the next start.
+    fn load_state(&self, meta: &SnapshotMetaOf<TypeConfig>, file: &str) -> io::Result<Applied> {
+        let snapshot = SnapshotFile::open(&self.dir.join(file))?;
+        let state = self.db.cf_handle(CF_STATE).expect("state cf");
+        let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(&state, [].as_slice(), [0xFFu8; 16].as_slice());
+        let mut records = snapshot.records()?;
+        while let Some((k, v)) = records.next_record()? {
+            b.put_cf(&state, k, v);
+            if b.size_in_bytes() >= INSTALL_BATCH_BYTES {
+                self.db
+                    .write_opt(std::mem::take(&mut b), &WriteOptions::default())
+                    .map_err(io_err)?;
+            }
+        }
+        let applied: Applied = (meta.last_log_id, meta.last_membership.clone());
+        b.put_cf(&sm_meta, KEY_APPLIED, encode(&applied));
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.db.write_opt(b, &w).map_err(io_err)?;
+        Ok(applied)
+    }
+
+    /// Finishes the install of the current snapshot if a crash interrupted it (the applied id
+    /// is behind the snapshot's). Returns the applied state.
+    pub(crate) fn resume_install(&self, applied: Applied) -> io::Result<Applied> {
+        let Some(current) = self.current_record()? else {
+            return Ok(applied);
+        };
+        if current.meta.last_log_id <= applied.0 {
+            return Ok(applied);
+        }
+        tracing::warn!(
+            snapshot = ?current.meta.last_log_id,
+            applied = ?applied.0,
+            "resuming an interrupted snapshot install"
+        );
+        SnapshotFile::open(&self.dir.join(&current.file))?.verify()?;
+        self.load_state(&current.meta, &current.file)
     }
 }

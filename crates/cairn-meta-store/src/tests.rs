@@ -65,9 +65,12 @@ mod snapshots {
         (sm, reader.db)
     }
 
-    fn state_of(db: &MetaDb) -> Vec<(Box<[u8]>, Box<[u8]>)> {
+    fn state_of(db: &MetaDb) -> cairn_meta::KvPairs {
         let cf = db.cf_handle(CF_STATE).unwrap();
-        db.iterator_cf(&cf, IteratorMode::Start).map(Result::unwrap).collect()
+        db.iterator_cf(&cf, IteratorMode::Start)
+            .map(Result::unwrap)
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect()
     }
 
     fn snapshot_files(dir: &Path) -> Vec<String> {

@@ -109,6 +109,13 @@ pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
                 s.last_log_index.map_or("-".into(), |i| i.to_string()),
                 s.applied_index.map_or("-".into(), |i| i.to_string())
             );
+            if !s.admitted {
+                println!(
+                    "not admitted: this node answers no Raft call (its data directory is new or was lost); \
+                     if the group still lists it, run `cairn meta remove {id}` then `cairn meta add {id}=ADDR`",
+                    id = s.id
+                );
+            }
             for (id, addr, voter) in s.members {
                 let lag = match s.lag.iter().find(|(l, _)| *l == id) {
                     Some((_, Some(n))) => format!(", {n} entries behind"),

@@ -34,6 +34,10 @@ pub enum MetaUnavailable {
     /// Opening the store failed.
     #[error("metadata store: {0}")]
     Io(#[from] std::io::Error),
+    /// The request cannot be done as asked (for example adding a member that is already in
+    /// the group); retrying does not help.
+    #[error("refused: {0}")]
+    Refused(String),
     /// This node is not the leader: the request was not run here (safe to send to the
     /// leader). `leader` is its Raft address, when known.
     #[error("not the metadata leader (leader: {leader:?})")]
@@ -89,6 +93,9 @@ pub struct MetaStatus {
     pub last_log_index: Option<u64>,
     /// Index of the last entry applied to its state.
     pub applied_index: Option<u64>,
+    /// Whether this node answers its group's Raft calls (false: new or lost data directory,
+    /// not yet added).
+    pub admitted: bool,
     /// Members: id, address, whether it votes.
     pub members: Vec<(u64, String, bool)>,
     /// On the leader: how many entries each member is behind its log (`None`: nothing
@@ -103,6 +110,34 @@ pub struct MetaNode {
     reader: StateReader,
     /// The database's directory.
     dir: std::path::PathBuf,
+    admission: Arc<Admission>,
+    /// The cluster secret, presented to peers' administration services. Never logged.
+    secret: Arc<str>,
+}
+
+/// Whether this node answers its group's Raft calls (see [`MetaNode::admit`]).
+pub struct Admission {
+    log: cairn_meta_store::LogStore,
+    admitted: std::sync::atomic::AtomicBool,
+    refused_once: std::sync::atomic::AtomicBool,
+}
+
+impl Admission {
+    /// Whether this node was admitted to a group.
+    pub fn is_admitted(&self) -> bool {
+        self.admitted.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Notes a refused Raft call: logged once, not once per heartbeat.
+    pub(crate) fn refused(&self) {
+        if !self.refused_once.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(
+                "a peer calls this meta-node as a member, but its data directory holds no group: \
+                 it was lost or replaced. It answers no Raft call until removed (`cairn meta remove ID`) \
+                 and added again (`cairn meta add ID=ADDR`)"
+            );
+        }
+    }
 }
 
 /// Id of the only member of a single-node group.
@@ -122,6 +157,7 @@ impl MetaNode {
             RaftTuning::default(),
         )
         .await?;
+        node.admit().await?;
         let fresh = !node
             .raft
             .is_initialized()
@@ -171,9 +207,18 @@ impl MetaNode {
         let network = network::GrpcNetwork::new(secret).map_err(MetaUnavailable::Raft)?;
         let dir = dir.to_path_buf();
         let at = dir.clone();
-        let (log, sm, reader) = tokio::task::spawn_blocking(move || cairn_meta_store::open(at))
-            .await
-            .map_err(|e| MetaUnavailable::Raft(e.to_string()))??;
+        let (log, sm, reader, admitted) = tokio::task::spawn_blocking(move || {
+            let (log, sm, reader) = cairn_meta_store::open(at)?;
+            let admitted = log.is_admitted()?;
+            Ok::<_, std::io::Error>((log, sm, reader, admitted))
+        })
+        .await
+        .map_err(|e| MetaUnavailable::Raft(e.to_string()))??;
+        let admission = Arc::new(Admission {
+            log: log.clone(),
+            admitted: admitted.into(),
+            refused_once: false.into(),
+        });
         let config = Config {
             cluster_name: "cairn-meta".into(),
             heartbeat_interval: 100,
@@ -187,12 +232,63 @@ impl MetaNode {
         let raft = Raft::new(id, config, network, log, sm)
             .await
             .map_err(|e| MetaUnavailable::Raft(e.to_string()))?;
-        Ok(Self { raft, reader, dir })
+        Ok(Self {
+            raft,
+            reader,
+            dir,
+            admission,
+            secret: secret.into(),
+        })
+    }
+
+    /// Admits this node to a group, durably: from now on it answers the group's Raft calls.
+    /// Done by [`MetaNode::initialize`] on every member and by [`MetaNode::add_member`] on
+    /// the new one; a node whose data directory was lost is therefore refused until it is
+    /// removed and added again.
+    pub async fn admit(&self) -> Result<(), MetaUnavailable> {
+        let admission = self.admission.clone();
+        tokio::task::spawn_blocking(move || admission.log.admit())
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))??;
+        self.admission
+            .admitted
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether this node answers its group's Raft calls (see [`MetaNode::admit`]).
+    pub fn is_admitted(&self) -> bool {
+        self.admission.is_admitted()
+    }
+
+    /// Admits the meta-node at `addr` through its administration service.
+    async fn admit_peer(&self, addr: &str) -> Result<(), MetaUnavailable> {
+        let mut peer = network::AdminClient::connect(addr, &self.secret)
+            .await
+            .map_err(MetaUnavailable::Raft)?;
+        peer.admit().await.map_err(MetaUnavailable::Raft)
     }
 
     /// Forms a new group of `members` (id → gRPC address of its Raft service). Run once, on
-    /// one member; fails if this node already belongs to a group.
+    /// one member, once every member runs: admits each (so that each answers Raft), then
+    /// writes the first membership. Fails if this node already belongs to a group.
     pub async fn initialize(&self, members: std::collections::BTreeMap<u64, String>) -> Result<(), MetaUnavailable> {
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| MetaUnavailable::Raft(e.to_string()))?
+        {
+            return Err(MetaUnavailable::Refused("this node already belongs to a group".into()));
+        }
+        let me = self.raft.metrics().borrow_watched().id;
+        for (id, addr) in &members {
+            if *id == me {
+                self.admit().await?;
+            } else {
+                self.admit_peer(addr).await?;
+            }
+        }
         let members = members
             .into_iter()
             .map(|(id, addr)| (id, BasicNode { addr }))
@@ -214,6 +310,7 @@ impl MetaNode {
             term: m.current_term,
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|l| l.index),
+            admitted: self.is_admitted(),
             members: m
                 .membership_config
                 .nodes()
@@ -277,13 +374,39 @@ impl MetaNode {
     /// The gRPC service peers call to reach this node's Raft, answering only calls with the
     /// cluster `secret`.
     pub fn raft_service(&self, secret: &str) -> network::SecuredRaft {
-        network::RaftService::new(self.raft.clone(), self.dir.join(cairn_meta_store::SNAPSHOT_DIR), secret)
+        network::RaftService::new(
+            self.raft.clone(),
+            self.admission.clone(),
+            self.dir.join(cairn_meta_store::SNAPSHOT_DIR),
+            secret,
+        )
     }
 
     /// Adds node `id`, listening at `addr`, to the group: first as a learner, returning once it
     /// has caught up with the log, then as a voter. Run on the leader (elsewhere:
     /// [`MetaUnavailable::NotLeader`]).
     pub async fn add_member(&self, id: u64, addr: String) -> Result<(), MetaUnavailable> {
+        let known = {
+            let m = self.raft.metrics().borrow_watched().clone();
+            if m.state != ServerState::Leader {
+                let leader = m.current_leader.and_then(|l| {
+                    m.membership_config
+                        .nodes()
+                        .find(|(n, _)| **n == l)
+                        .map(|(_, n)| n.addr.clone())
+                });
+                return Err(MetaUnavailable::NotLeader { leader });
+            }
+            let known = m.membership_config.nodes().any(|(n, _)| *n == id);
+            known
+        };
+        if known {
+            // Admitting it again could let a member that lost its data vote as if it had not.
+            return Err(MetaUnavailable::Refused(format!(
+                "member {id} is already in the group: remove it first"
+            )));
+        }
+        self.admit_peer(&addr).await?;
         self.raft
             .add_learner(id, BasicNode { addr }, true)
             .await

@@ -218,6 +218,7 @@ impl RaftNetworkV2<TypeConfig> for GrpcPeer {
 /// The server side of Raft between meta-nodes: hands each call to the local node.
 pub struct RaftService {
     raft: MetaRaft,
+    admission: Arc<crate::Admission>,
     /// Where snapshots being received are written.
     snapshot_dir: PathBuf,
 }
@@ -228,10 +229,15 @@ pub type SecuredRaft =
 
 impl RaftService {
     /// The service for `raft`, answering only calls that carry the cluster `secret`.
-    pub fn new(raft: MetaRaft, snapshot_dir: PathBuf, secret: &str) -> SecuredRaft {
-        let server = RaftServer::new(Self { raft, snapshot_dir })
-            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
+    /// Calls are refused (`FAILED_PRECONDITION`) until the node is admitted to a group.
+    pub fn new(raft: MetaRaft, admission: Arc<crate::Admission>, snapshot_dir: PathBuf, secret: &str) -> SecuredRaft {
+        let server = RaftServer::new(Self {
+            raft,
+            admission,
+            snapshot_dir,
+        })
+        .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
         tonic::service::interceptor::InterceptedService::new(server, cairn_meta_client::grpc::SecretCheck::new(secret))
     }
 }
@@ -258,17 +264,31 @@ fn bad_request(e: impl std::fmt::Display) -> tonic::Status {
     tonic::Status::invalid_argument(format!("undecodable Raft message: {e}"))
 }
 
+impl RaftService {
+    fn check_admitted(&self) -> Result<(), tonic::Status> {
+        if self.admission.is_admitted() {
+            return Ok(());
+        }
+        self.admission.refused();
+        Err(tonic::Status::failed_precondition(
+            "this meta-node holds no data of any group (new or lost data directory): remove it and add it again",
+        ))
+    }
+}
+
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append_entries(
         &self,
         req: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        self.check_admitted()?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.into_inner().body).map_err(bad_request)?;
         payload(&self.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, req: tonic::Request<RaftPayload>) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        self.check_admitted()?;
         let rpc: VoteRequest<TypeConfig> = decode(&req.into_inner().body).map_err(bad_request)?;
         payload(&self.raft.vote(rpc).await)
     }
@@ -279,6 +299,7 @@ impl RaftRpc for RaftService {
         &self,
         req: tonic::Request<tonic::Streaming<SnapshotPiece>>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        self.check_admitted()?;
         let mut pieces = req.into_inner();
         let first = pieces
             .message()
@@ -329,6 +350,11 @@ impl cairn_proto::raft::meta_admin_server::MetaAdmin for AdminService {
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         let members: std::collections::BTreeMap<u64, String> = decode(&req.into_inner().body).map_err(bad_request)?;
         let done: Result<(), String> = self.node.initialize(members).await.map_err(|e| e.to_string());
+        payload(&done)
+    }
+
+    async fn admit(&self, _req: tonic::Request<RaftPayload>) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let done: Result<(), String> = self.node.admit().await.map_err(|e| e.to_string());
         payload(&done)
     }
 
@@ -425,6 +451,13 @@ impl AdminClient {
             .await
             .map_err(|s| s.message().to_string())?;
         decode(&answer.into_inner().body).map_err(|e| e.to_string())
+    }
+
+    /// Admits the node to a group: from now on it answers the group's Raft calls.
+    pub async fn admit(&mut self) -> Result<(), String> {
+        let r = self.request(&());
+        let answer = self.client.admit(r).await.map_err(|s| s.message().to_string())?;
+        decode::<Result<(), String>>(&answer.into_inner().body).map_err(|e| e.to_string())?
     }
 
     /// What the node knows of its group.

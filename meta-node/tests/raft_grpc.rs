@@ -25,9 +25,11 @@ async fn member(id: u64) -> (Member, String) {
         .with_nodelay(Some(true));
     let addr = incoming.local_addr().unwrap().to_string();
     let service = node.raft_service(SECRET);
+    let admin = cairn_meta_node::network::AdminService::new(node.clone(), SECRET);
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(service)
+            .add_service(admin)
             .serve_with_incoming(incoming)
             .await;
     });
@@ -133,8 +135,10 @@ async fn a_peer_without_the_secret_gets_no_vote() {
     let mut members = BTreeMap::new();
     members.insert(1, addr_a);
     members.insert(2, "127.0.0.1:1".to_string());
-    stranger.initialize(members).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let refused = stranger.initialize(members).await.unwrap_err();
+    assert!(refused.to_string().contains("secret"), "{refused}");
+    assert!(!a.node.is_admitted(), "admitted by a peer without the secret");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!stranger.is_leader(), "elected without a majority");
     assert_eq!(a.node.leader(), None);
     stranger.shutdown().await;
@@ -153,10 +157,12 @@ async fn member_at(
     let node = MetaNode::open_with(dir, id, SECRET, tuning).await.unwrap();
     let incoming = tonic::transport::server::TcpIncoming::bind(addr.parse().unwrap()).unwrap();
     let service = node.raft_service(SECRET);
+    let admin = cairn_meta_node::network::AdminService::new(node.clone(), SECRET);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(service)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
             })
@@ -353,4 +359,59 @@ fn places(n: usize) -> (Vec<tempfile::TempDir>, Vec<String>) {
         })
         .collect();
     (dirs, addrs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_data_is_lost_is_refused_until_removed_and_added_again() {
+    let tuning = cairn_meta_node::RaftTuning::default();
+    let (dirs, addrs) = places(3);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(member_at(dirs[i].path(), i as u64 + 1, &addrs[i], tuning).await);
+    }
+    let members: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addrs[i].clone())).collect();
+    nodes[0].0.initialize(members).await.unwrap();
+    wait_for("a leader", || nodes.iter().all(|(n, _)| n.leader().is_some())).await;
+    let lead = |nodes: &[(MetaNode, Stop)]| nodes.iter().find(|(n, _)| n.is_leader()).map(|(n, _)| n.clone());
+    let leader = lead(&nodes).unwrap();
+    assert_eq!(leader.propose(bucket("before")).await.unwrap(), Response::Done);
+
+    // A follower loses its data directory and comes back on the same address, empty.
+    let lost = (leader.status().id as usize) % 3;
+    let lost_id = lost as u64 + 1;
+    let (node, server) = nodes.remove(lost);
+    node.shutdown().await;
+    server.stop().await;
+    drop(node);
+    let fresh = tempfile::tempdir().unwrap();
+    let (back, server) = member_at(fresh.path(), lost_id, &addrs[lost], tuning).await;
+    assert!(!back.is_admitted());
+    assert_eq!(leader.propose(bucket("while-out")).await.unwrap(), Response::Done);
+    // It answers no Raft call: no entry, no vote, nothing applied, while the group goes on.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = back.status();
+    assert_eq!((s.last_log_index, s.applied_index, s.term), (None, None, 0), "{s:?}");
+    assert!(!has_bucket(&back, "before"));
+    // Adding it while it is still a member is refused.
+    let refused = leader.add_member(lost_id, addrs[lost].clone()).await.unwrap_err();
+    assert!(refused.to_string().contains("already in the group"), "{refused}");
+
+    // Removed, then added again: it catches up with everything.
+    leader.remove_member(lost_id).await.unwrap();
+    leader.add_member(lost_id, addrs[lost].clone()).await.unwrap();
+    assert!(back.is_admitted());
+    wait_for("the re-added member to catch up", || has_bucket(&back, "while-out")).await;
+    assert!(has_bucket(&back, "before"));
+    assert!(leader
+        .status()
+        .members
+        .iter()
+        .any(|(id, _, voter)| *id == lost_id && *voter));
+
+    back.shutdown().await;
+    server.stop().await;
+    for (n, s) in nodes {
+        n.shutdown().await;
+        s.stop().await;
+    }
 }

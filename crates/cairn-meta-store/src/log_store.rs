@@ -17,6 +17,7 @@ use crate::{blocking, io_err};
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_PURGED: &[u8] = b"last_purged";
 const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_ADMITTED: &[u8] = b"admitted";
 
 /// The Raft log in RocksDB: entries keyed by big-endian index, plus vote, committed and
 /// last-purged ids. Every write that openraft needs durable is fsynced.
@@ -62,6 +63,27 @@ impl LogStore {
             db.write_opt(b, &opts).map_err(io_err)
         })
         .await
+    }
+}
+
+/// Admission of a member: a meta-node answers its group's Raft calls only once it was
+/// admitted (when the group was formed, or when it was added). A member whose data directory
+/// was lost comes back with nothing — no vote, no log — and must not vote or acknowledge
+/// entries as if it still held what it had promised; it stays out until removed and added
+/// again.
+impl LogStore {
+    /// Whether this store belongs to a group: admitted, or holding a vote (a store from
+    /// before admission was recorded). Blocking.
+    pub fn is_admitted(&self) -> io::Result<bool> {
+        let cf = self.db.cf_handle(CF_RAFT).expect("raft cf");
+        Ok(self.db.get_cf(&cf, KEY_ADMITTED).map_err(io_err)?.is_some()
+            || self.db.get_cf(&cf, KEY_VOTE).map_err(io_err)?.is_some())
+    }
+
+    /// Records (durably) that this store was admitted to a group. Blocking.
+    pub fn admit(&self) -> io::Result<()> {
+        let cf = self.db.cf_handle(CF_RAFT).expect("raft cf");
+        self.db.put_cf_opt(&cf, KEY_ADMITTED, [1u8], &synced()).map_err(io_err)
     }
 }
 

@@ -3,6 +3,7 @@ error codes a client must see. Prints one line per check and exits non-zero if a
 import base64
 import datetime
 import hashlib
+import logging
 import os
 import sys
 import traceback
@@ -88,6 +89,26 @@ def put_get_head_delete():
     assert h["ContentLength"] == len(body) and h["ETag"] == r["ETag"]
     s3.put_object(Bucket="b3-main", Key="empty", Body=b"")
     assert s3.get_object(Bucket="b3-main", Key="empty")["Body"].read() == b""
+    # An empty PUT (answered with no `100 Continue`) then a PUT with a body, on one
+    # connection: botocore used to mis-read the second answer and wait for the server to
+    # close the connection. No retry, a short read timeout: that wait is a failure.
+    misread = []
+
+    class Misread(logging.Handler):
+        def emit(self, record):
+            if "Failed to parse headers" in record.getMessage():
+                misread.append(record.getMessage())
+
+    watch = Misread()
+    logging.getLogger("urllib3.connection").addHandler(watch)
+    try:
+        once = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1",
+                            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+        once.put_object(Bucket="b3-main", Key="empty", Body=b"")
+        once.put_object(Bucket="b3-main", Key="after-empty", Body=b"x" * 1000)
+    finally:
+        logging.getLogger("urllib3.connection").removeHandler(watch)
+    assert not misread, misread
     s3.put_object(Bucket="b3-main", Key="tiny", Body=b"hello")
     assert s3.get_object(Bucket="b3-main", Key="tiny")["Body"].read() == b"hello"
     s3.delete_object(Bucket="b3-main", Key="tiny")

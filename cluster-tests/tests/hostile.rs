@@ -343,3 +343,28 @@ fn a_refused_request_whose_body_never_came_does_not_garble_the_next() {
     let _ = s.read_to_end(&mut rest);
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
 }
+
+#[test]
+fn an_empty_body_sent_with_expect_continue_closes_the_connection() {
+    // hyper sends no `100 Continue` for an empty body, so a signed PUT of nothing gets its
+    // final answer while the client still waits for one; botocore then mis-reads the next
+    // answer on the connection (it hung until the idle timeout). The answer must close it.
+    let (server, _tmp) = server_with(&[]);
+    let host = addr(&server);
+    let url = presign(&server, "put", "empty", 600, "v4");
+    let target = &url[url.find(&host).unwrap() + host.len()..];
+    let mut s = TcpStream::connect(&host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "PUT {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(
+        answer.starts_with("http/1.1 200") && answer.contains("connection: close"),
+        "{answer}"
+    );
+}

@@ -273,6 +273,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         // refused first) may send it later, or never: hyper cannot know where the next request
         // starts, so such a connection is closed after the answer instead of being misread.
         let waits = expects_continue(&req);
+        // hyper sends `100 Continue` only when a body with bytes is read: a waiting client of
+        // an empty body gets its final answer without one. botocore then mis-reads the next
+        // answer on the connection (it keeps the early status line) and hangs until the
+        // connection closes; a fresh connection is cheap, so close this one.
+        let waits_for_nothing = waits && hyper::body::Body::is_end_stream(req.body());
         let refuse = |r: cairn_s3::Refusal| {
             let mut resp = refusal(r);
             if waits {
@@ -319,7 +324,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         Box::pin(async move {
             let mut resp = fut.await?;
             crate::xml::escape_carriage_returns(&mut resp);
-            if asked.is_some_and(|a| !a.load(std::sync::atomic::Ordering::Relaxed)) {
+            if waits_for_nothing || asked.is_some_and(|a| !a.load(std::sync::atomic::Ordering::Relaxed)) {
                 close_after(&mut resp);
             }
             // The form's file has been read once the handler has answered.

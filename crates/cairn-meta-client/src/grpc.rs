@@ -150,10 +150,14 @@ impl GrpcMetaClient {
             };
             let mut request = tonic::Request::new(Payload { body: body.clone() });
             request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
+            let sent = std::time::Instant::now();
             let answer = match rpc(client, request).await {
                 Ok(r) => from_reply(r.into_inner()),
                 Err(status) => Err(from_status(status)),
             };
+            if let Err(e) = &answer {
+                tracing::debug!(node = at, attempt, took_ms = sent.elapsed().as_millis() as u64, error = %e, "metadata call failed");
+            }
             let retry = match &answer {
                 Ok(_) => {
                     self.ready.store(true, Ordering::Relaxed);

@@ -21,6 +21,9 @@ pub struct MetaNodeArgs {
     /// gRPC listen address (metadata API, Raft between meta-nodes, administration)
     #[arg(long, env = "CAIRN_META_ADDR", default_value = "127.0.0.1:9100")]
     pub listen: SocketAddr,
+    /// HTTP listen address of `/metrics` (Prometheus: the node's Raft state, snapshots)
+    #[arg(long, env = "CAIRN_META_METRICS_ADDR", default_value = "127.0.0.1:9101")]
+    pub metrics_listen: SocketAddr,
     /// This node's id in a group of several meta-nodes (kept in DIR/node-id). Without it, the
     /// node forms a one-member group by itself
     #[arg(long)]
@@ -109,6 +112,11 @@ pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
                 s.last_log_index.map_or("-".into(), |i| i.to_string()),
                 s.applied_index.map_or("-".into(), |i| i.to_string())
             );
+            println!(
+                "snapshot at {}, log purged through {}",
+                s.snapshot_index.map_or("-".into(), |i| i.to_string()),
+                s.purged_index.map_or("-".into(), |i| i.to_string())
+            );
             if !s.admitted {
                 println!(
                     "not admitted: this node answers no Raft call (its data directory is new or was lost); \
@@ -184,6 +192,7 @@ pub fn cluster_secret() -> anyhow::Result<String> {
 
 pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
     crate::server::init_tracing();
+    cairn_gateway::install_metrics();
     let secret = cluster_secret()?;
     tracing::info!(data = %args.data.display(), listen = %args.listen, "starting cairn meta-node");
     std::fs::DirBuilder::new()
@@ -203,11 +212,18 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?
         .with_nodelay(Some(true));
     let addr = incoming.local_addr()?;
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let metrics = tokio::spawn(cairn_gateway::serve_metrics(metrics_listener, std::future::pending()));
+    let published = node.publish_metrics();
     let service = MetadataService::new(Arc::new(LocalMetaClient::new(node.clone())), &secret);
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "Metadata API: {addr}")?;
+        writeln!(out, "Metrics: http://{metrics_addr}/metrics")?;
         writeln!(out, "Data: {}", args.data.display())?;
         writeln!(out, "Ready.")?;
         out.flush()?;
@@ -219,6 +235,8 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
         .add_service(cairn_meta_node::network::AdminService::new(node.clone(), &secret))
         .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
         .await;
+    metrics.abort();
+    published.abort();
     node.shutdown().await;
     served.context("serving the metadata API")?;
     tracing::info!("stopped");

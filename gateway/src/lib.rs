@@ -12,6 +12,7 @@ mod admin;
 mod chunked;
 mod keys;
 mod limits;
+mod metrics_http;
 mod xml;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use keys::{generate_access_key, generate_secret_key};
 pub use limits::{GuardedBody, HttpLimits};
+pub use metrics_http::serve_metrics;
 
 static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
 

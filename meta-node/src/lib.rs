@@ -93,6 +93,10 @@ pub struct MetaStatus {
     pub last_log_index: Option<u64>,
     /// Index of the last entry applied to its state.
     pub applied_index: Option<u64>,
+    /// Index of the last entry of its current snapshot (built or installed).
+    pub snapshot_index: Option<u64>,
+    /// Index of the last entry purged from its log (folded into a snapshot).
+    pub purged_index: Option<u64>,
     /// Whether this node answers its group's Raft calls (false: new or lost data directory,
     /// not yet added).
     pub admitted: bool,
@@ -310,6 +314,8 @@ impl MetaNode {
             term: m.current_term,
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
             admitted: self.is_admitted(),
             members: m
                 .membership_config

@@ -155,6 +155,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TypeConfig>, snapshot: SnapshotFile) -> io::Result<()> {
         let snapshots = self.snapshots.clone();
         let meta = meta.clone();
+        let started = std::time::Instant::now();
         let applied = blocking(move || {
             snapshot.verify()?;
             let placed = snapshots.place(&snapshot)?;
@@ -162,6 +163,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshots.load_state(&meta, &placed)
         })
         .await?;
+        let took = started.elapsed();
+        metrics::counter!("cairn_raft_snapshots_installed_total").increment(1);
+        metrics::gauge!("cairn_raft_snapshot_install_seconds").set(took.as_secs_f64());
+        tracing::info!(index = ?applied.0, took_ms = took.as_millis() as u64, "snapshot installed");
         self.applied = applied;
         Ok(())
     }
@@ -270,6 +275,7 @@ impl Snapshots {
     /// Writes a snapshot of the state as it is now (a RocksDB snapshot: applies go on) and
     /// makes it the current one unless a newer one was recorded meanwhile.
     pub(crate) fn build(&self) -> io::Result<(SnapshotMetaOf<TypeConfig>, SnapshotFile)> {
+        let started = std::time::Instant::now();
         let snap = self.db.snapshot();
         let state = self.db.cf_handle(CF_STATE).expect("state cf");
         let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
@@ -299,6 +305,12 @@ impl Snapshots {
         File::open(&self.dir)?.sync_all()?;
         let file = SnapshotFile::open(&self.dir.join(&name))?;
         self.record(&meta, &name, false)?;
+        let bytes = file.len()?;
+        let took = started.elapsed();
+        metrics::counter!("cairn_raft_snapshots_built_total").increment(1);
+        metrics::gauge!("cairn_raft_snapshot_build_seconds").set(took.as_secs_f64());
+        metrics::gauge!("cairn_raft_snapshot_bytes").set(bytes as f64);
+        tracing::info!(index = ?meta.last_log_id, bytes, took_ms = took.as_millis() as u64, "snapshot built");
         Ok((meta, file))
     }
 

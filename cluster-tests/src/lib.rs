@@ -255,18 +255,21 @@ impl Server {
     /// Runs a Python script of `cluster-tests/py` with the endpoint and credentials in its
     /// environment (`CAIRN_S3`, `CAIRN_ADMIN`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
     pub fn python(&self, script: &str, args: &[&str]) -> Output {
-        let path = py_script(script);
-        Command::new("python3")
-            .arg(path)
+        self.python_command(script, args).output().expect("run python3")
+    }
+
+    /// [`Server::python`], as a command to spawn (a client running alongside the test).
+    pub fn python_command(&self, script: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("python3");
+        cmd.arg(py_script(script))
             .args(args)
             .env("CAIRN_S3", &self.s3)
             .env("CAIRN_ADMIN", &self.admin)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .output()
-            .expect("run python3")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+        cmd
     }
 
     /// The value of an unlabelled metric on `/metrics` (0 if it was never recorded), and the
@@ -376,6 +379,38 @@ pub fn py_script(script: &str) -> std::path::PathBuf {
     dir.join("py").join(script)
 }
 
+/// A temporary directory for a test's processes (data and logs), removed when the test
+/// passes and kept — its path printed — when it fails, so the logs can be read.
+pub struct TestDir(Option<tempfile::TempDir>);
+
+impl TestDir {
+    /// A new, empty directory.
+    pub fn new() -> Self {
+        Self(Some(tempfile::tempdir().unwrap()))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("present until dropped").path()
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!("test failed: data and logs kept in {}", dir.keep().display());
+            }
+        }
+    }
+}
+
 /// The cluster secret the tests' meta-nodes and gateways share.
 pub const CLUSTER_SECRET: &str = "cluster-tests-secret-0123456789";
 
@@ -384,6 +419,8 @@ pub struct MetaNode {
     child: Child,
     /// Its gRPC address.
     pub addr: String,
+    /// Its `/metrics` URL.
+    pub metrics: String,
 }
 
 impl MetaNode {
@@ -396,7 +433,15 @@ impl MetaNode {
             .open(data.with_extension("log"))
             .unwrap();
         let mut cmd = Command::new(cairn_bin());
-        cmd.args(["meta-node", "--listen", listen, "--data"]).arg(data);
+        cmd.args([
+            "meta-node",
+            "--listen",
+            listen,
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data);
         if let Some(id) = id {
             cmd.args(["--id", &id.to_string()]);
         }
@@ -409,10 +454,13 @@ impl MetaNode {
             .spawn()
             .unwrap();
         let mut addr = None;
+        let mut metrics = None;
         for line in BufReader::new(child.stdout.take().unwrap()).lines() {
             let line = line.unwrap();
             if let Some(a) = line.strip_prefix("Metadata API: ") {
                 addr = Some(a.to_string());
+            } else if let Some(m) = line.strip_prefix("Metrics: ") {
+                metrics = Some(m.to_string());
             } else if line == "Ready." {
                 break;
             }
@@ -420,6 +468,7 @@ impl MetaNode {
         MetaNode {
             child,
             addr: addr.expect("the meta-node printed its address"),
+            metrics: metrics.expect("the meta-node printed its metrics address"),
         }
     }
 
@@ -427,6 +476,13 @@ impl MetaNode {
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// The value of an unlabelled metric on the node's `/metrics`, if present.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let page = reqwest::blocking::get(&self.metrics).ok()?.text().ok()?;
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Runs `cairn meta ARGS` with the cluster secret.

@@ -203,7 +203,11 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
     let node = match args.id {
         Some(id) => {
             check_identity(&args.data, id)?;
-            MetaNode::open(&args.data.join("meta"), id, &secret).await
+            let tuning = cairn_meta_node::RaftTuning {
+                source_ip: Some(args.listen.ip()).filter(|ip| !ip.is_unspecified()),
+                ..Default::default()
+            };
+            MetaNode::open_with(&args.data.join("meta"), id, &secret, tuning).await
         }
         None => MetaNode::open_single(&args.data.join("meta")).await,
     }

@@ -67,6 +67,9 @@ pub struct RaftTuning {
     pub snapshot_every_logs: u64,
     /// Entries kept in the log behind a snapshot (a follower further behind gets the snapshot).
     pub logs_kept_after_snapshot: u64,
+    /// The address this node's connections to its peers come from (its listen address's IP,
+    /// so that peers and firewalls see one address per node); `None`: the system's choice.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for RaftTuning {
@@ -74,6 +77,7 @@ impl Default for RaftTuning {
         Self {
             snapshot_every_logs: 20_000,
             logs_kept_after_snapshot: 1_000,
+            source_ip: None,
         }
     }
 }
@@ -208,7 +212,7 @@ impl MetaNode {
         election_ms: (u64, u64),
         tuning: RaftTuning,
     ) -> Result<Self, MetaUnavailable> {
-        let network = network::GrpcNetwork::new(secret).map_err(MetaUnavailable::Raft)?;
+        let network = network::GrpcNetwork::new(secret, tuning.source_ip).map_err(MetaUnavailable::Raft)?;
         let dir = dir.to_path_buf();
         let at = dir.clone();
         let (log, sm, reader, admitted) = tokio::task::spawn_blocking(move || {

@@ -40,15 +40,18 @@ pub const SNAPSHOT_PIECE_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct GrpcNetwork {
     secret: tonic::metadata::AsciiMetadataValue,
+    source_ip: Option<std::net::IpAddr>,
 }
 
 impl GrpcNetwork {
-    /// A network whose calls carry the cluster `secret` (printable ASCII).
-    pub fn new(secret: &str) -> Result<Self, String> {
+    /// A network whose calls carry the cluster `secret` (printable ASCII) and, with
+    /// `source_ip`, leave from that address.
+    pub fn new(secret: &str, source_ip: Option<std::net::IpAddr>) -> Result<Self, String> {
         Ok(Self {
             secret: secret
                 .parse()
                 .map_err(|_| "the cluster secret must be printable ASCII".to_string())?,
+            source_ip,
         })
     }
 }
@@ -66,6 +69,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     async fn new_client(&mut self, _target: u64, node: &BasicNode) -> Self::Network {
         let client = Endpoint::from_shared(format!("http://{}", node.addr)).ok().map(|e| {
             let channel = e
+                .local_address(self.source_ip)
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(5))

@@ -189,6 +189,7 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
     let tuning = cairn_meta_node::RaftTuning {
         snapshot_every_logs: 50,
         logs_kept_after_snapshot: 5,
+        ..Default::default()
     };
     let (dirs, addrs) = places(3);
     let mut nodes = Vec::new();

@@ -7,6 +7,9 @@
 //! The binary is found next to the test executable (`target/<profile>/cairn`) or at
 //! `$CAIRN_BIN`; the test command builds it first.
 
+pub mod faults;
+pub mod linearizability;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

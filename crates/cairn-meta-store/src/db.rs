@@ -14,6 +14,9 @@ pub(crate) const CF_SM_META: &str = "sm_meta";
 /// The directory of snapshot files, inside the database's directory (RocksDB ignores it).
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
+/// Most memory the memtables of all column families hold together.
+pub const DB_WRITE_BUFFER_BYTES: usize = 64 << 20;
+
 /// The RocksDB instance holding the log, the state machine and snapshots.
 pub type MetaDb = Arc<DB>;
 
@@ -25,6 +28,10 @@ pub fn open(path: impl AsRef<Path>) -> std::io::Result<(LogStore, StateMachine, 
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(4);
+    // One budget for the memtables of every column family: without it each may grow to two
+    // 64 MiB write buffers, and installing a large snapshot or a burst of writes holds up to
+    // 512 MiB of memtables.
+    opts.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
     let cfs = [CF_LOG, CF_RAFT, CF_STATE, CF_SM_META]
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));

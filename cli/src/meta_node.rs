@@ -24,6 +24,10 @@ pub struct MetaNodeArgs {
     /// HTTP listen address of `/metrics` (Prometheus: the node's Raft state, snapshots)
     #[arg(long, env = "CAIRN_META_METRICS_ADDR", default_value = "127.0.0.1:9101")]
     pub metrics_listen: SocketAddr,
+    /// Entries applied between two snapshots (the log keeps the last 1,000 entries, or half
+    /// this, behind each: a follower further behind catches up by the snapshot)
+    #[arg(long, env = "CAIRN_META_SNAPSHOT_EVERY", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub snapshot_every: u64,
     /// This node's id in a group of several meta-nodes (kept in DIR/node-id). Without it, the
     /// node forms a one-member group by itself
     #[arg(long)]
@@ -204,8 +208,9 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
         Some(id) => {
             check_identity(&args.data, id)?;
             let tuning = cairn_meta_node::RaftTuning {
+                snapshot_every_logs: args.snapshot_every,
+                logs_kept_after_snapshot: (args.snapshot_every / 2).min(1_000),
                 source_ip: Some(args.listen.ip()).filter(|ip| !ip.is_unspecified()),
-                ..Default::default()
             };
             MetaNode::open_with(&args.data.join("meta"), id, &secret, tuning).await
         }

@@ -430,6 +430,11 @@ impl MetaNode {
     /// Starts `cairn meta-node` on `data`, listening on `listen`, as member `id` of a group
     /// (or, without, a one-member group of its own); returns once it is ready.
     pub fn start(data: &Path, listen: &str, id: Option<u64>) -> MetaNode {
+        Self::start_with(data, listen, id, &[])
+    }
+
+    /// [`MetaNode::start`] with more flags.
+    pub fn start_with(data: &Path, listen: &str, id: Option<u64>, extra: &[&str]) -> MetaNode {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -448,6 +453,7 @@ impl MetaNode {
         if let Some(id) = id {
             cmd.args(["--id", &id.to_string()]);
         }
+        cmd.args(extra);
         let mut child = cmd
             .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
             .env("RUST_LOG", "info")

@@ -297,3 +297,73 @@ fn continuous_traffic_survives_three_leader_kills() {
         sorted.len()
     );
 }
+
+/// `cairn meta status`'s snapshot line of the node at `addr`: (snapshot index, purged index).
+fn snapshot_status(addr: &str) -> (Option<u64>, Option<u64>) {
+    let out = MetaNode::meta_cmd(&["status", "--meta", addr]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find(|l| l.starts_with("snapshot at ")).unwrap_or_default();
+    let num = |after: &str| {
+        line.split(after)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+    };
+    (num("snapshot at "), num("purged through "))
+}
+
+/// A follower killed while the group writes past its snapshot threshold and purges its log
+/// comes back on its data and catches up by a snapshot sent by the leader.
+#[test]
+fn a_follower_back_after_the_log_moved_on_catches_up_by_snapshot() {
+    let tmp = TestDir::new();
+    let flags = ["--snapshot-every", "100"];
+    let mut nodes: Vec<MetaNode> = (1..=3)
+        .map(|id| MetaNode::start_with(&tmp.path().join(format!("meta{id}")), "127.0.0.1:0", Some(id), &flags))
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);
+    assert_ok(
+        &MetaNode::meta_cmd(&["init", "--meta", &addrs[0], &members]),
+        "cairn meta init",
+    );
+    wait_for("a leader", Duration::from_secs(30), || {
+        status(&addrs[0]).is_some_and(|(l, _)| l.is_some())
+    });
+    let leader = status(&addrs[0]).unwrap().0.unwrap() as usize;
+    let follower = leader % 3; // index of another member
+    nodes[follower].kill9();
+    let (_, before) = status(&addrs[leader - 1]).unwrap();
+
+    // 1,000 commits: ten snapshots' worth; the leader's log is purged far past the follower.
+    let live: Vec<&str> = (0..3).filter(|i| *i != follower).map(|i| addrs[i].as_str()).collect();
+    let load = std::process::Command::new(cairn_cluster_tests::sibling_bin("cairn-meta-load"))
+        .args(["--meta", &live.join(","), "--writers", "16", "--objects", "1000"])
+        .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
+        .output()
+        .unwrap();
+    assert_ok(&load, "cairn-meta-load");
+    wait_for(
+        "the leader to purge its log past the follower",
+        Duration::from_secs(30),
+        || snapshot_status(&addrs[leader - 1]).1.unwrap_or(0) > before.unwrap_or(0) + 100,
+    );
+    let (_, target) = status(&addrs[leader - 1]).unwrap();
+
+    nodes[follower] = MetaNode::start_with(
+        &tmp.path().join(format!("meta{}", follower + 1)),
+        &addrs[follower],
+        Some(follower as u64 + 1),
+        &flags,
+    );
+    wait_for("the follower to catch up", Duration::from_secs(60), || {
+        status(&addrs[follower]).is_some_and(|(_, a)| a >= target)
+    });
+    assert_eq!(
+        nodes[follower].metric("cairn_raft_snapshots_installed_total"),
+        Some(1.0),
+        "caught up without installing a snapshot"
+    );
+    let (snapshot, _) = snapshot_status(&addrs[follower]);
+    assert!(snapshot.unwrap_or(0) > before.unwrap_or(0) + 100, "{snapshot:?}");
+}

@@ -114,7 +114,7 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
 }
 
 #[test]
-fn the_group_grows_to_five_and_shrinks_back_to_three_under_writes() {
+fn the_group_grows_to_five_and_shrinks_back_to_three_under_traffic() {
     let tmp = TestDir::new();
     let mut nodes: Vec<Option<MetaNode>> = (1..=5)
         .map(|id| {
@@ -141,12 +141,26 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_writes() {
         &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
     );
     gateway.aws_ok(&["s3", "mb", "s3://bkt"]);
+    // Clients write without pause through every change.
+    let work = tmp.path().join("traffic");
+    std::fs::create_dir(&work).unwrap();
+    let clients = gateway
+        .python_command("traffic.py", &["run", work.to_str().unwrap(), "3"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let advance = |what: &str| {
+        let at = progress(&work);
+        wait_for(what, Duration::from_secs(60), || progress(&work) >= at + 20);
+    };
+    advance("traffic to flow");
     let mut written = Vec::new();
     let put = |name: &str, seed: u64, written: &mut Vec<(String, String)>| {
         let f = tmp.path().join(name);
         write_random_file(&f, 200_000 + seed * 1000, seed);
         gateway.aws_ok(&["s3", "cp", f.to_str().unwrap(), &format!("s3://bkt/{name}")]);
         written.push((name.to_string(), file_hash(&f)));
+        advance(&format!("traffic after {name}"));
     };
     put("a", 1, &mut written);
     // Grow: asked of a follower, the change is made at the leader.
@@ -182,6 +196,15 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_writes() {
     let out = MetaNode::meta_cmd(&["status", "--meta", &addrs[other - 1]]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches(" voter").count(), 3, "{text}");
+    std::fs::write(work.join("stop"), b"").unwrap();
+    let out = clients.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "traffic script failed: {stderr}");
+    assert!(!stderr.contains("gave up"), "a client gave up: {stderr}");
+    let verified = gateway.python("traffic.py", &["verify", work.to_str().unwrap()]);
+    assert_ok(&verified, "verify the journal against the store");
+    let summary: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(summary["unknown"], 0, "{summary}");
     for (name, hash) in &written {
         let out = tmp.path().join(format!("{name}.back"));
         gateway.aws_ok(&["s3", "cp", &format!("s3://bkt/{name}"), out.to_str().unwrap()]);

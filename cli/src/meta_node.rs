@@ -28,10 +28,24 @@ pub struct MetaNodeArgs {
     /// this, behind each: a follower further behind catches up by the snapshot)
     #[arg(long, env = "CAIRN_META_SNAPSHOT_EVERY", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub snapshot_every: u64,
+    /// How reads are made linearizable: read-index (a heartbeat round to a quorum per read,
+    /// whatever the clocks do) or lease (no round while the leader's lease holds; assumes the
+    /// members' clocks run at the same rate to within the election timeout)
+    #[arg(long, env = "CAIRN_META_READ_MODE", value_enum, default_value = "read-index")]
+    pub read_mode: ReadModeArg,
     /// This node's id in a group of several meta-nodes (kept in DIR/node-id). Without it, the
     /// node forms a one-member group by itself
     #[arg(long)]
     pub id: Option<u64>,
+}
+
+/// `--read-mode` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ReadModeArg {
+    /// Raft read-index.
+    ReadIndex,
+    /// Leader lease.
+    Lease,
 }
 
 /// `cairn meta ...`: administration of the metadata group.
@@ -211,6 +225,10 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
                 snapshot_every_logs: args.snapshot_every,
                 logs_kept_after_snapshot: (args.snapshot_every / 2).min(1_000),
                 source_ip: Some(args.listen.ip()).filter(|ip| !ip.is_unspecified()),
+                read_mode: match args.read_mode {
+                    ReadModeArg::ReadIndex => cairn_meta_node::ReadMode::ReadIndex,
+                    ReadModeArg::Lease => cairn_meta_node::ReadMode::Lease,
+                },
             };
             MetaNode::open_with(&args.data.join("meta"), id, &secret, tuning).await
         }

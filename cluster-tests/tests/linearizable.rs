@@ -39,14 +39,26 @@ fn counted(dir: &std::path::Path, what: &str) -> u64 {
 
 #[test]
 fn histories_stay_linearizable_through_leader_partitions_and_kills() {
+    run(&[]);
+}
+
+/// The same with leader-lease reads (`--read-mode lease`): the deposed leader's lease runs out
+/// before another can be elected.
+#[test]
+fn lease_reads_stay_linearizable_through_leader_partitions_and_kills() {
+    run(&["--read-mode", "lease"]);
+}
+
+fn run(flags: &[&str]) {
     let tmp = TestDir::new();
     let partitions = Partitions::new();
     let mut nodes: Vec<MetaNode> = (1..=3u64)
         .map(|id| {
-            MetaNode::start(
+            MetaNode::start_with(
                 &tmp.path().join(format!("meta{id}")),
                 &format!("{}:0", node_ip(id)),
                 Some(id),
+                flags,
             )
         })
         .collect();
@@ -118,10 +130,11 @@ fn histories_stay_linearizable_through_leader_partitions_and_kills() {
         leader_seen_by(other).is_some_and(|l| l as usize != leader)
     });
     advance("writes without the killed leader", 20);
-    nodes[leader - 1] = MetaNode::start(
+    nodes[leader - 1] = MetaNode::start_with(
         &tmp.path().join(format!("meta{leader}")),
         &addrs[leader - 1],
         Some(leader as u64),
+        flags,
     );
     advance("writes after the restart", 20);
 

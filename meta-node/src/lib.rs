@@ -60,6 +60,24 @@ fn write_error(
     }
 }
 
+/// How a meta-node makes a read linearizable before serving it from its state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Raft read-index (the default): the leader confirms with a quorum that it still leads —
+    /// a round of heartbeats per read — then waits until it has applied that far. Correct
+    /// whatever the clocks do.
+    #[default]
+    ReadIndex,
+    /// Leader lease: the leader serves a read without a round while its lease holds (it heard
+    /// from a quorum within the last election timeout, and no other leader can be elected
+    /// before the timeout runs out). No network round per read; correct as long as the
+    /// members' clocks advance at the same rate to within the election timeout and the leader
+    /// is not paused between checking its lease and reading (a stop-the-world pause of a
+    /// leader longer than the timeout could serve one stale read). A leader whose lease has
+    /// lapsed refuses the read, which the client retries at the next node.
+    Lease,
+}
+
 /// Raft settings of a meta-node.
 #[derive(Clone, Copy, Debug)]
 pub struct RaftTuning {
@@ -67,6 +85,8 @@ pub struct RaftTuning {
     pub snapshot_every_logs: u64,
     /// Entries kept in the log behind a snapshot (a follower further behind gets the snapshot).
     pub logs_kept_after_snapshot: u64,
+    /// How reads are made linearizable.
+    pub read_mode: ReadMode,
     /// The address this node's connections to its peers come from (its listen address's IP,
     /// so that peers and firewalls see one address per node); `None`: the system's choice.
     pub source_ip: Option<std::net::IpAddr>,
@@ -77,6 +97,7 @@ impl Default for RaftTuning {
         Self {
             snapshot_every_logs: 20_000,
             logs_kept_after_snapshot: 1_000,
+            read_mode: ReadMode::ReadIndex,
             source_ip: None,
         }
     }
@@ -121,6 +142,7 @@ pub struct MetaNode {
     admission: Arc<Admission>,
     /// The cluster secret, presented to peers' administration services. Never logged.
     secret: Arc<str>,
+    read_mode: ReadMode,
 }
 
 /// Whether this node answers its group's Raft calls (see [`MetaNode::admit`]).
@@ -246,6 +268,7 @@ impl MetaNode {
             dir,
             admission,
             secret: secret.into(),
+            read_mode: tuning.read_mode,
         })
     }
 
@@ -448,8 +471,8 @@ impl MetaNode {
     }
 
     /// Returns once every write acknowledged before the call is applied here, so that a read
-    /// of [`MetaNode::reader`] that follows is linearizable (Raft read-index: the leader
-    /// confirms with a quorum that it still leads). On a node that is not the leader, fails
+    /// of [`MetaNode::reader`] that follows is linearizable (by the node's [`ReadMode`]: Raft
+    /// read-index — the leader confirms with a quorum that it still leads — or its lease). On a node that is not the leader, fails
     /// with [`MetaUnavailable::NotLeader`]. A single-member group skips the round: its one
     /// member applies every write before acknowledging it.
     pub async fn linearize(&self) -> Result<(), MetaUnavailable> {
@@ -464,11 +487,11 @@ impl MetaNode {
         if voters <= 1 && self.is_leader() {
             return Ok(());
         }
-        match self
-            .raft
-            .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
-            .await
-        {
+        let policy = match self.read_mode {
+            ReadMode::ReadIndex => openraft::raft::ReadPolicy::ReadIndex,
+            ReadMode::Lease => openraft::raft::ReadPolicy::LeaseRead,
+        };
+        match self.raft.ensure_linearizable(policy).await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(MetaUnavailable::NotLeader {
                 leader: f.leader_node.map(|n| n.addr).filter(|a| !a.is_empty()),

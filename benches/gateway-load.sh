@@ -17,3 +17,6 @@ trap 'kill -TERM $GPID ${MPIDS[@]}; wait $GPID ${MPIDS[@]}; rm -rf $DATA' EXIT
 until grep -q Ready. $DATA/gw.out; do sleep 0.2; done
 EP=$(grep "S3 API" $DATA/gw.out | sed 's/S3 API: //')
 AWS_ACCESS_KEY_ID=$CAIRN_ROOT_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CAIRN_ROOT_SECRET_KEY $BIN/cairn-load --endpoint $EP --size $SIZE --concurrency $CONC --duration $DUR | grep -E "PUT|GET"
+# How the gateway batched its chunk lookups (sum / count = chunks per metadata call).
+ADM=$(grep "Admin API" $DATA/gw.out | sed 's/Admin API: //')
+curl -s $ADM/metrics | grep -E "^cairn_chunk_lookup_batch_(sum|count) " | tr '\n' ' '; echo

@@ -21,6 +21,7 @@ mod budget;
 mod error;
 mod expiry;
 mod key_cache;
+mod lookup;
 mod placement;
 mod read;
 mod reclaim;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Chunker};
 use cairn_meta::{Body, ChunkRef, GcMark, ObjectRecord, WriteFence};
-use cairn_meta_client::MetaClient;
+use cairn_meta_client::{ChunkState, MetaClient};
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
 use futures::{Stream, StreamExt};
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::budget::Reservation;
+use crate::lookup::LookupBatcher;
 use crate::placement::disk_for;
 use crate::store::Inner;
 use crate::{Error, Result, Store};
@@ -47,6 +48,8 @@ pub(crate) struct Staging {
     passes_done: OnceLock<u64>,
     /// Chunks found `Gone` (with that pass) before being written again.
     seen_gone: Mutex<Vec<(ChunkId, u64)>>,
+    /// The upload's chunk lookups, batched.
+    lookups: Arc<LookupBatcher>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,6 +80,19 @@ impl Staging {
             let _ = self.passes_done.set(done);
         }
         Ok(())
+    }
+
+    /// The metadata's state of chunk `id`, looked up in a batch with the upload's other
+    /// lookups made meanwhile.
+    async fn chunk_state(&self, meta: &Arc<dyn MetaClient>, id: ChunkId) -> Result<ChunkState> {
+        let meta = meta.clone();
+        self.lookups
+            .get(id, move |ids| {
+                let meta = meta.clone();
+                async move { meta.chunks(ids).await }
+            })
+            .await
+            .map_err(Error::from)
     }
 
     /// What the commit tells the metadata about this upload's writes.
@@ -437,14 +453,18 @@ async fn look(meta: &dyn MetaClient, id: ChunkId) -> Result<Look> {
         .await?
         .pop()
         .ok_or_else(|| Error::Storage("chunk lookup answered nothing".into()))?;
+    Ok(look_at(&state))
+}
+
+fn look_at(state: &ChunkState) -> Look {
     if state.record.is_some_and(|r| r.refcount > 0) {
-        return Ok(Look::Stored);
+        return Look::Stored;
     }
-    Ok(match state.mark {
+    match state.mark {
         Some(GcMark::Deleting { .. }) => Look::Deleting,
         Some(GcMark::Gone { pass }) => Look::Write(Some(pass)),
         _ => Look::Write(None),
-    })
+    }
 }
 
 /// How long an upload waits for a collection pass to finish deleting a chunk it is about to
@@ -465,7 +485,7 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
     // use and gives it back. A chunk met earlier in this upload is referenced again.
     let mut found = if staging.note(id) {
         staging.observe_passes(&*inner.meta).await?;
-        look(&*inner.meta, id).await?
+        look_at(&staging.chunk_state(&inner.meta, id).await?)
     } else {
         Look::Stored
     };

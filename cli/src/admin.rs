@@ -11,6 +11,9 @@ use crate::keys::{connect, AdminArgs};
 pub enum AdminCommand {
     /// Background workers: state, passes, what the last pass did, errors.
     Workers,
+    /// The metadata group's Raft state as the server's meta-node sees it: term, leader,
+    /// log, applied and snapshot index, members and their lag.
+    Meta,
     /// Space reclamation: unreferenced data, what was reclaimed, runs.
     Gc {
         #[command(subcommand)]
@@ -186,6 +189,10 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
                 println!("run {run} done");
             }
             print_gc(&s);
+        }
+        AdminCommand::Meta => {
+            let s: cairn_meta_client::GroupStatus = get(&root, format!("{base}/admin/v1/meta")).await?;
+            crate::meta_node::print_status(&s);
         }
         AdminCommand::Workers => {
             let workers: Vec<Worker> = get(&root, format!("{base}/admin/v1/workers")).await?;

@@ -120,39 +120,43 @@ pub async fn admin(cmd: MetaCommand) -> anyhow::Result<()> {
         }
         MetaCommand::Status { meta } => {
             let mut c = AdminClient::connect(&meta, &secret).await.map_err(anyhow::Error::msg)?;
-            let s = c.status().await.map_err(anyhow::Error::msg)?;
-            println!(
-                "node {} ({}), term {}, leader {}, last log {}, applied {}",
-                s.id,
-                s.state,
-                s.term,
-                s.leader.map_or("none".into(), |l| l.to_string()),
-                s.last_log_index.map_or("-".into(), |i| i.to_string()),
-                s.applied_index.map_or("-".into(), |i| i.to_string())
-            );
-            println!(
-                "snapshot at {}, log purged through {}",
-                s.snapshot_index.map_or("-".into(), |i| i.to_string()),
-                s.purged_index.map_or("-".into(), |i| i.to_string())
-            );
-            if !s.admitted {
-                println!(
-                    "not admitted: this node answers no Raft call (its data directory is new or was lost); \
-                     if the group still lists it, run `cairn meta remove {id}` then `cairn meta add {id}=ADDR`",
-                    id = s.id
-                );
-            }
-            for (id, addr, voter) in s.members {
-                let lag = match s.lag.iter().find(|(l, _)| *l == id) {
-                    Some((_, Some(n))) => format!(", {n} entries behind"),
-                    Some((_, None)) => ", nothing replicated yet".to_string(),
-                    None => String::new(),
-                };
-                println!("member {id} {addr} {}{lag}", if voter { "voter" } else { "learner" });
-            }
+            print_status(&c.status().await.map_err(anyhow::Error::msg)?);
         }
     }
     Ok(())
+}
+
+/// Prints what a meta-node knows of its group (`cairn meta status`, `cairn admin meta`).
+pub fn print_status(s: &cairn_meta_client::GroupStatus) {
+    println!(
+        "node {} ({}), term {}, leader {}, last log {}, applied {}",
+        s.id,
+        s.state,
+        s.term,
+        s.leader.map_or("none".into(), |l| l.to_string()),
+        s.last_log_index.map_or("-".into(), |i| i.to_string()),
+        s.applied_index.map_or("-".into(), |i| i.to_string())
+    );
+    println!(
+        "snapshot at {}, log purged through {}",
+        s.snapshot_index.map_or("-".into(), |i| i.to_string()),
+        s.purged_index.map_or("-".into(), |i| i.to_string())
+    );
+    if !s.admitted {
+        println!(
+            "not admitted: this node answers no Raft call (its data directory is new or was lost); \
+             if the group still lists it, run `cairn meta remove {id}` then `cairn meta add {id}=ADDR`",
+            id = s.id
+        );
+    }
+    for (id, addr, voter) in &s.members {
+        let lag = match s.lag.iter().find(|(l, _)| l == id) {
+            Some((_, Some(n))) => format!(", {n} entries behind"),
+            Some((_, None)) => ", nothing replicated yet".to_string(),
+            None => String::new(),
+        };
+        println!("member {id} {addr} {}{lag}", if *voter { "voter" } else { "learner" });
+    }
 }
 
 /// Runs a membership change at the leader, starting from `meta` and following `NotLeader`.

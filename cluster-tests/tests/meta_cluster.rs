@@ -104,6 +104,22 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     }
     let listed = gateway.aws_ok(&["s3", "ls", "s3://bkt/"]);
     assert_eq!(listed.lines().count(), written.len(), "{listed}");
+    // The gateway shows the group's Raft state (admin API and `cairn admin meta`).
+    let meta = gateway.admin_get("/admin/v1/meta");
+    assert_eq!(meta["state"], "Leader", "{meta}");
+    assert_eq!(meta["members"].as_array().map(Vec::len), Some(3), "{meta}");
+    assert!(
+        meta["term"].as_u64().unwrap() >= 2,
+        "a second term after the kill: {meta}"
+    );
+    let root = [
+        ("CAIRN_ROOT_ACCESS_KEY", cairn_cluster_tests::ACCESS_KEY),
+        ("CAIRN_ROOT_SECRET_KEY", cairn_cluster_tests::SECRET_KEY),
+    ];
+    let out = gateway.cairn(&["admin", "meta"], &root);
+    assert_ok(&out, "cairn admin meta");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" voter").count(), 3, "{text}");
     // Each meta-node shows its Raft state on /metrics: one leader, the same applied index.
     let leaders: f64 = nodes.iter().map(|n| n.metric("cairn_raft_is_leader").unwrap()).sum();
     assert_eq!(leaders, 1.0);

@@ -141,6 +141,10 @@ impl Admin {
                 )
             }
             (Method::GET, "/admin/v1/workers") => json(StatusCode::OK, &self.store.workers()),
+            (Method::GET, "/admin/v1/meta") => match self.store.meta_status().await {
+                Ok(s) => json(StatusCode::OK, &s),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
             (Method::GET, "/admin/v1/gc") => match self.store.reclaim_status().await {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

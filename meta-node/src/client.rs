@@ -70,6 +70,10 @@ impl MetaClient for LocalMetaClient {
         self.node.shutdown().await;
     }
 
+    async fn group_status(&self) -> Result<cairn_meta_client::GroupStatus> {
+        Ok(self.node.status())
+    }
+
     async fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
         let n = name.to_string();
         self.read(move |kv| query::bucket(kv, &n)).await

@@ -104,33 +104,7 @@ impl Default for RaftTuning {
 }
 
 /// What a meta-node knows of its group (`cairn meta status`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MetaStatus {
-    /// This node's id.
-    pub id: u64,
-    /// Leader, Follower, Candidate, Learner...
-    pub state: String,
-    /// The leader it knows of.
-    pub leader: Option<u64>,
-    /// The current term.
-    pub term: u64,
-    /// Index of its last log entry.
-    pub last_log_index: Option<u64>,
-    /// Index of the last entry applied to its state.
-    pub applied_index: Option<u64>,
-    /// Index of the last entry of its current snapshot (built or installed).
-    pub snapshot_index: Option<u64>,
-    /// Index of the last entry purged from its log (folded into a snapshot).
-    pub purged_index: Option<u64>,
-    /// Whether this node answers its group's Raft calls (false: new or lost data directory,
-    /// not yet added).
-    pub admitted: bool,
-    /// Members: id, address, whether it votes.
-    pub members: Vec<(u64, String, bool)>,
-    /// On the leader: how many entries each member is behind its log (`None`: nothing
-    /// matched yet). Empty on other nodes.
-    pub lag: Vec<(u64, Option<u64>)>,
-}
+pub type MetaStatus = cairn_meta_client::GroupStatus;
 
 /// A running metadata node.
 #[derive(Clone)]

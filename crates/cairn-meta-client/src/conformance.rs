@@ -60,6 +60,14 @@ fn put(bucket: &str, key: &str, object: ObjectRecord, written: Vec<ChunkId>) -> 
 /// Runs the suite against `client`, which must reach an empty metadata group that takes writes.
 pub async fn run(client: &dyn MetaClient) {
     assert!(client.is_ready(), "a client of a running group is ready");
+    let status = client.group_status().await.unwrap();
+    assert_eq!(status.state, "Leader", "{status:?}");
+    assert_eq!(status.leader, Some(status.id), "{status:?}");
+    assert!(
+        status.members.iter().any(|(id, _, voter)| *id == status.id && *voter),
+        "{status:?}"
+    );
+    assert!(status.admitted && status.term > 0, "{status:?}");
     buckets(client).await;
     objects(client).await;
     uploads(client).await;

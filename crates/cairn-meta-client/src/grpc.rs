@@ -337,6 +337,10 @@ impl MetaClient for GrpcMetaClient {
         rpc!(self, gc_info, ())
     }
 
+    async fn group_status(&self) -> Result<crate::GroupStatus> {
+        rpc!(self, group_status, ())
+    }
+
     async fn gc_marks(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<(ChunkId, cairn_meta::GcMark)>> {
         rpc!(self, gc_marks, (after, limit as u64))
     }
@@ -585,6 +589,10 @@ impl Metadata for MetadataService {
             self.meta.completed_uploads(&after, limit as usize).await
         })
         .await
+    }
+
+    async fn group_status(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("group_status", req, |(): ()| self.meta.group_status()).await
     }
 
     async fn ready(&self, req: tonic::Request<Payload>) -> Answer {

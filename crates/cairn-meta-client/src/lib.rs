@@ -91,6 +91,36 @@ pub struct ChunkState {
     pub mark: Option<GcMark>,
 }
 
+/// What a meta-node knows of its Raft group (`cairn meta status`, the gateway's
+/// `/admin/v1/meta`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The node's id.
+    pub id: u64,
+    /// Leader, Follower, Candidate, Learner...
+    pub state: String,
+    /// The leader it knows of.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// Index of its last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied to its state.
+    pub applied_index: Option<u64>,
+    /// Index of the last entry of its current snapshot (built or installed).
+    pub snapshot_index: Option<u64>,
+    /// Index of the last entry purged from its log (folded into a snapshot).
+    pub purged_index: Option<u64>,
+    /// Whether the node answers its group's Raft calls (false: new or lost data directory,
+    /// not yet added).
+    pub admitted: bool,
+    /// Members: id, address, whether it votes.
+    pub members: Vec<(u64, String, bool)>,
+    /// On the leader: how many entries each member is behind its log (`None`: nothing
+    /// matched yet). Empty on other nodes.
+    pub lag: Vec<(u64, Option<u64>)>,
+}
+
 /// The metadata, as the data path sees it. Implementations: in process over the local Raft
 /// node (`cairn_meta_node::LocalMetaClient`), and over gRPC (later). Every implementation
 /// passes [`conformance::run`].
@@ -105,6 +135,10 @@ pub trait MetaClient: Send + Sync + 'static {
 
     /// Stops this client (and, in process, the metadata node it runs).
     async fn shutdown(&self);
+
+    /// What the meta-node this client talks to (the leader, when it knows it) knows of its
+    /// Raft group. Not a linearizable read: a view of one node.
+    async fn group_status(&self) -> Result<GroupStatus>;
 
     /// A bucket.
     async fn bucket(&self, name: &str) -> Result<Option<BucketRecord>>;

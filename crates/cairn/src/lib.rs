@@ -35,6 +35,7 @@ pub use cairn_meta::{
     Body, BucketRecord, Checksums, ChunkRef, KeyRecord, ObjectAttrs, ObjectRecord, PagedManifest, PartExtent,
     PartRecord, UploadRecord,
 };
+pub use cairn_meta_client::GroupStatus;
 pub use cairn_shard_store::CompactOptions;
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};

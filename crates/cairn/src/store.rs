@@ -202,6 +202,13 @@ impl Store {
         &self.inner.config
     }
 
+    /// The Raft state of the metadata group, as the meta-node this store talks to (the
+    /// leader, when it knows it) sees it: term, leader, log, applied and snapshot index,
+    /// members and, on the leader, how far behind each member is.
+    pub async fn meta_status(&self) -> Result<cairn_meta_client::GroupStatus> {
+        Ok(self.inner.meta.group_status().await?)
+    }
+
     /// Whether the metadata accepts writes.
     pub fn is_ready(&self) -> bool {
         self.inner.meta.is_ready()

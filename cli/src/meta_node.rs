@@ -259,8 +259,16 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
         writeln!(out, "Ready.")?;
         out.flush()?;
     }
+    // No deadline of the server's own: callers set theirs (`grpc-timeout`, honoured here;
+    // the gateway's calls 10 s, Raft's openraft's), and a snapshot streamed to a follower may
+    // take longer than any fixed one. Every caller has proven the cluster secret; what one
+    // connection can hold is bounded, and dead peers are found by keep-alive.
     let served = tonic::transport::Server::builder()
-        .timeout(std::time::Duration::from_secs(30))
+        .concurrency_limit_per_connection(1024)
+        .max_concurrent_streams(Some(1024))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .tcp_keepalive(Some(std::time::Duration::from_secs(30)))
         .add_service(service)
         .add_service(node.raft_service(&secret))
         .add_service(cairn_meta_node::network::AdminService::new(node.clone(), &secret))

@@ -158,9 +158,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let started = std::time::Instant::now();
         let applied = blocking(move || {
             snapshot.verify()?;
-            let placed = snapshots.place(&snapshot)?;
-            snapshots.record(&meta, &placed, true)?;
-            snapshots.load_state(&meta, &placed)
+            let local = snapshots.local_copy(&snapshot)?;
+            let (meta, file) = snapshots.adopt(&local, &meta, true)?;
+            snapshots.load_state(&meta, &file)
         })
         .await?;
         let took = started.elapsed();
@@ -300,11 +300,7 @@ impl Snapshots {
             last_log_id: applied.0,
             last_membership: applied.1,
         };
-        let name = self.final_name(&meta);
-        std::fs::rename(&building, self.dir.join(&name))?;
-        File::open(&self.dir)?.sync_all()?;
-        let file = SnapshotFile::open(&self.dir.join(&name))?;
-        self.record(&meta, &name, false)?;
+        let (meta, file) = self.adopt(&building, &meta, false)?;
         let bytes = file.len()?;
         let took = started.elapsed();
         metrics::counter!("cairn_raft_snapshots_built_total").increment(1);
@@ -322,53 +318,61 @@ impl Snapshots {
         )
     }
 
-    /// Moves (or copies) a verified snapshot file into the directory under a final name.
-    pub(crate) fn place(&self, snapshot: &SnapshotFile) -> io::Result<String> {
-        let name = format!("snap-in-{}.snap", unique());
-        let target = self.dir.join(&name);
+    /// The snapshot file as a file of the directory: itself if it is there already (received
+    /// by this node), else a copy (temporary until adopted).
+    pub(crate) fn local_copy(&self, snapshot: &SnapshotFile) -> io::Result<PathBuf> {
         if snapshot.path().parent() == Some(self.dir.as_path()) {
-            std::fs::rename(snapshot.path(), &target)?;
-        } else {
-            let tmp = self.dir.join(format!("copy-{}.tmp", unique()));
-            let copied = (|| {
-                let mut out = File::options().write(true).create_new(true).open(&tmp)?;
-                let mut buf = vec![0u8; 1 << 20];
-                let mut at = 0u64;
-                loop {
-                    let n = snapshot.read_at(&mut buf, at)?;
-                    if n == 0 {
-                        break;
-                    }
-                    std::io::Write::write_all(&mut out, &buf[..n])?;
-                    at += n as u64;
-                }
-                out.sync_all()
-            })();
-            if let Err(e) = copied {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            std::fs::rename(&tmp, &target)?;
+            return Ok(snapshot.path().to_path_buf());
         }
-        File::open(&self.dir)?.sync_all()?;
-        Ok(name)
+        let tmp = self.dir.join(format!("copy-{}.tmp", unique()));
+        let copied = (|| {
+            let mut out = File::options().write(true).create_new(true).open(&tmp)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            loop {
+                let n = snapshot.read_at(&mut buf, at)?;
+                if n == 0 {
+                    break;
+                }
+                std::io::Write::write_all(&mut out, &buf[..n])?;
+                at += n as u64;
+            }
+            out.sync_all()
+        })();
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
     }
 
-    /// Makes `file` (in the directory) the current snapshot — if it is at least as new as the
-    /// current one, or `force` — durably, then removes every other snapshot file.
-    pub(crate) fn record(&self, meta: &SnapshotMetaOf<TypeConfig>, file: &str, force: bool) -> io::Result<()> {
+    /// Makes the complete snapshot file `from` (in the directory, under a temporary name) the
+    /// current snapshot, durably: renamed to its final name, recorded, every other snapshot
+    /// file removed — unless a newer snapshot is current and not `force`, in which case `from`
+    /// is removed and the current one answered. Answers the current snapshot, opened. One
+    /// lock covers it all, so a build and an install never remove each other's file.
+    pub(crate) fn adopt(
+        &self,
+        from: &std::path::Path,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        force: bool,
+    ) -> io::Result<(SnapshotMetaOf<TypeConfig>, SnapshotFile)> {
         let _held = self.lock.lock();
         if !force {
             if let Some(current) = self.current_record()? {
                 if current.meta.last_log_id > meta.last_log_id {
-                    std::fs::remove_file(self.dir.join(file))?;
-                    return Ok(());
+                    std::fs::remove_file(from)?;
+                    let file = SnapshotFile::open(&self.dir.join(&current.file))?;
+                    return Ok((current.meta, file));
                 }
             }
         }
+        let name = self.final_name(meta);
+        std::fs::rename(from, self.dir.join(&name))?;
+        File::open(&self.dir)?.sync_all()?;
         let stored = encode(&StoredSnapshot {
             meta: meta.clone(),
-            file: file.to_string(),
+            file: name.clone(),
         });
         let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
         let mut w = WriteOptions::default();
@@ -376,15 +380,15 @@ impl Snapshots {
         self.db
             .put_cf_opt(&sm_meta, KEY_SNAPSHOT_FILE, stored, &w)
             .map_err(io_err)?;
-        self.remove_others(Some(file), false)
+        self.remove_others(Some(&name), false)?;
+        Ok((meta.clone(), SnapshotFile::open(&self.dir.join(&name))?))
     }
 
-    /// Replaces the state with the records of the snapshot `file` (recorded as current), in
+    /// Replaces the state with the records of `snapshot` (recorded as current), in
     /// bounded batches; the applied id moves to the snapshot's in the last, synced batch. A
     /// crash before that leaves the applied id behind the current snapshot, and
     /// [`Snapshots::resume_install`] loads it again on the next start.
-    fn load_state(&self, meta: &SnapshotMetaOf<TypeConfig>, file: &str) -> io::Result<Applied> {
-        let snapshot = SnapshotFile::open(&self.dir.join(file))?;
+    fn load_state(&self, meta: &SnapshotMetaOf<TypeConfig>, snapshot: &SnapshotFile) -> io::Result<Applied> {
         let state = self.db.cf_handle(CF_STATE).expect("state cf");
         let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
         let mut b = WriteBatch::default();
@@ -420,7 +424,8 @@ impl Snapshots {
             applied = ?applied.0,
             "resuming an interrupted snapshot install"
         );
-        SnapshotFile::open(&self.dir.join(&current.file))?.verify()?;
-        self.load_state(&current.meta, &current.file)
+        let file = SnapshotFile::open(&self.dir.join(&current.file))?;
+        file.verify()?;
+        self.load_state(&current.meta, &file)
     }
 }

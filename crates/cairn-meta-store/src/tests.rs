@@ -102,6 +102,21 @@ mod snapshots {
             // A second build replaces the first file.
             sm_a.get_snapshot_builder().await.build_snapshot().await.unwrap();
             assert_eq!(snapshot_files(a.path()).len(), 1);
+
+            // A build of an older state than the current snapshot (here: b's own state, older
+            // than what it installed — as when a build races an install) keeps the newer one
+            // and answers it.
+            let stale = crate::MetaDb::clone(&db_b);
+            let sm_meta = stale.cf_handle(CF_SM_META).unwrap();
+            let older = (
+                Some(openraft::testing::log_id::<TypeConfig>(1, 1, 50)),
+                openraft::alias::StoredMembershipOf::<TypeConfig>::default(),
+            );
+            stale.put_cf(&sm_meta, KEY_APPLIED, cairn_meta::encode(&older)).unwrap();
+            let answered = sm_b.get_snapshot_builder().await.build_snapshot().await.unwrap();
+            assert_eq!(answered.meta, built.meta, "the newer snapshot stays current");
+            assert_eq!(sm_b.get_current_snapshot().await.unwrap().unwrap().meta, built.meta);
+            assert_eq!(snapshot_files(b.path()).len(), 1);
         });
     }
 
@@ -115,8 +130,8 @@ mod snapshots {
             let (sm_b, db_b) = filled(b.path(), 4_000, 10, "b");
             // The crash: the snapshot is recorded as current, the state still the old one
             // (as if the batches had not reached the disk).
-            let placed = sm_b.snapshots.place(&built.snapshot).unwrap();
-            sm_b.snapshots.record(&built.meta, &placed, true).unwrap();
+            let local = sm_b.snapshots.local_copy(&built.snapshot).unwrap();
+            sm_b.snapshots.adopt(&local, &built.meta, true).unwrap();
             drop((sm_b, db_b));
 
             let (_, mut sm_b, reader) = crate::open(b.path()).unwrap();

@@ -108,7 +108,7 @@ impl S3Access for CairnAccess {
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket.to_string(),
         };
         let access_key = creds.access_key.clone();
-        match self.store.bucket(&bucket).await {
+        match self.store.bucket_for_access(&bucket).await {
             Ok(b) if b.owner != access_key => Err(s3_error!(AccessDenied)),
             Ok(_) | Err(cairn::Error::NoSuchBucket) => Ok(()),
             Err(e) => Err(to_s3(e)),
@@ -138,7 +138,7 @@ pub(crate) async fn may_access(s3: &crate::CairnS3, access_key: &str, bucket: &s
     if access_key == s3.settings.root.access_key {
         return Ok(());
     }
-    let b = s3.store.bucket(bucket).await.map_err(to_s3)?;
+    let b = s3.store.bucket_for_access(bucket).await.map_err(to_s3)?;
     if b.owner == access_key {
         Ok(())
     } else {

@@ -39,7 +39,7 @@ pub use cairn_meta_client::GroupStatus;
 pub use cairn_shard_store::CompactOptions;
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
-pub use key_cache::KEY_CACHE_TTL;
+pub use key_cache::{BUCKET_CACHE_TTL, KEY_CACHE_TTL};
 pub use reclaim::{ReclaimConfig, ReclaimStatus};
 pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
 pub use workers::{PassOutcome, WorkerStatus};

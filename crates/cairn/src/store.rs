@@ -139,6 +139,7 @@ pub(crate) struct Inner {
     pub(crate) reclaim: crate::reclaim::Control,
     /// Access keys recently read.
     pub(crate) keys: crate::key_cache::KeyCache,
+    pub(crate) buckets: crate::key_cache::BucketCache,
 }
 
 impl Inner {
@@ -188,6 +189,7 @@ impl Store {
                 gc_changed: Default::default(),
                 reclaim: Default::default(),
                 keys: Default::default(),
+                buckets: Default::default(),
             }),
         }
     }
@@ -300,19 +302,45 @@ impl Store {
             owner: owner.to_string(),
             created: now_millis(),
         };
-        self.propose(Command::CreateBucket { bucket }).await.map(drop)
+        let name = bucket.name.clone();
+        let r = self.propose(Command::CreateBucket { bucket }).await.map(drop);
+        self.inner.buckets.forget(&name);
+        r
     }
 
     /// Deletes an empty bucket.
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
-        self.propose(Command::DeleteBucket { name: name.into() })
+        let r = self
+            .propose(Command::DeleteBucket { name: name.into() })
             .await
-            .map(drop)
+            .map(drop);
+        self.inner.buckets.forget(name);
+        r
     }
 
-    /// A bucket, or `NoSuchBucket`.
+    /// A bucket, or `NoSuchBucket` (a linearizable read).
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord> {
         self.inner.meta.bucket(name).await?.ok_or(Error::NoSuchBucket)
+    }
+
+    /// A bucket as read at most [`BUCKET_CACHE_TTL`](crate::BUCKET_CACHE_TTL) ago, or
+    /// `NoSuchBucket`: for authorising a request, so that a steady stream of requests costs no
+    /// metadata round trip for it. A bucket deleted or re-created through another gateway may
+    /// be seen as it was for at most that long (through this store: at once). Never use it to
+    /// decide where a write goes: [`Store::bucket_guard`] reads the bucket as it is.
+    pub async fn bucket_for_access(&self, name: &str) -> Result<BucketRecord> {
+        let now = std::time::Instant::now();
+        let cached = self.inner.buckets.get(name, now);
+        let b = match cached {
+            Some(b) => b,
+            None => {
+                let generation = self.inner.buckets.generation();
+                let b = self.inner.meta.bucket(name).await?;
+                self.inner.buckets.put(name, b.clone(), now, generation);
+                b
+            }
+        };
+        b.ok_or(Error::NoSuchBucket)
     }
 
     /// A guard for writing into bucket `name` as it is now, or `NoSuchBucket`.
@@ -604,8 +632,9 @@ impl Store {
         if let Some(k) = self.inner.keys.get(access_key, now) {
             return Ok(k);
         }
+        let generation = self.inner.keys.generation();
         let k = self.inner.meta.access_key(access_key).await?;
-        self.inner.keys.put(access_key, k.clone(), now);
+        self.inner.keys.put(access_key, k.clone(), now, generation);
         Ok(k)
     }
 

@@ -16,7 +16,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use cairn::{KeyRecord, Store};
+use cairn::{AccessKey, Store};
 use cairn_s3::RootCredentials;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -206,7 +206,7 @@ impl Admin {
         if access_key == self.root.access_key {
             return error(StatusCode::CONFLICT, "that is the root access key");
         }
-        let record = KeyRecord {
+        let record = AccessKey {
             access_key: access_key.clone(),
             secret_key: secret_key.clone(),
             name: c.name.clone(),

@@ -1,7 +1,7 @@
 //! Object operations: PUT, GET, HEAD, DELETE, DeleteObjects, CopyObject.
 
 use bytes::Bytes;
-use cairn::{Checksums, ObjectRecord, PutConditions};
+use cairn::{Checksums, Object, PutConditions};
 use futures::{stream, StreamExt, TryStreamExt};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -107,7 +107,7 @@ pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> 
 /// The byte range a GET or HEAD asks for, and its Content-Range.
 async fn select_range(
     s3: &CairnS3,
-    o: &ObjectRecord,
+    o: &Object,
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> S3Result<(std::ops::Range<u64>, Option<String>)> {
@@ -171,7 +171,7 @@ struct ReadPlan {
 
 /// Reads the object, checks the preconditions, and selects the range (S3 returns the stored
 /// checksums only for whole-object reads that ask for them).
-async fn plan_read(s3: &CairnS3, r: ReadRequest<'_>) -> S3Result<(ObjectRecord, ReadPlan)> {
+async fn plan_read(s3: &CairnS3, r: ReadRequest<'_>) -> S3Result<(Object, ReadPlan)> {
     let o = s3.store.object(r.bucket, r.key).await.s3()?;
     check_preconditions(
         &o,
@@ -370,7 +370,7 @@ pub(crate) async fn read_copy_source(
     who: &str,
     src: &CopySource,
     c: CopyConditions<'_>,
-) -> S3Result<(String, String, ObjectRecord)> {
+) -> S3Result<(String, String, Object)> {
     let (bucket, key) = match src {
         CopySource::Bucket {
             bucket,

@@ -1,6 +1,6 @@
 //! Small conversions between S3 DTOs and Cairn records.
 
-use cairn::{ObjectAttrs, ObjectRecord};
+use cairn::{Object, ObjectAttrs};
 use s3s::dto::{ETag, ETagCondition, Timestamp, TimestampFormat};
 use s3s::{s3_error, S3Request, S3Result};
 use time::OffsetDateTime;
@@ -25,7 +25,7 @@ pub(crate) fn seconds(t: &Timestamp) -> i64 {
 }
 
 /// The ETag of a record as a DTO.
-pub(crate) fn etag(o: &ObjectRecord) -> ETag {
+pub(crate) fn etag(o: &Object) -> ETag {
     ETag::Strong(o.etag.clone())
 }
 
@@ -40,7 +40,7 @@ fn etag_matches(cond: &ETagCondition, current: &str) -> bool {
 /// If-Unmodified-Since (only without If-Match), then If-None-Match, then If-Modified-Since
 /// (only without If-None-Match). Returns PreconditionFailed or NotModified.
 pub(crate) fn check_preconditions(
-    o: &ObjectRecord,
+    o: &Object,
     if_match: Option<&ETagCondition>,
     if_unmodified_since: Option<&Timestamp>,
     if_none_match: Option<&ETagCondition>,

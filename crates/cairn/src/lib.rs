@@ -17,6 +17,7 @@
 //! Must not depend on: HTTP, S3 XML, RocksDB (the metadata is reached through
 //! `cairn-meta-node`).
 
+mod api;
 mod budget;
 mod error;
 mod expiry;
@@ -29,12 +30,9 @@ mod store;
 mod workers;
 mod write;
 
+pub use api::{AccessKey, Bucket, ListPage, Object, Part, PartRange, UnixMillis, Upload};
 pub use cairn_chunk::ChunkerParams;
-pub use cairn_meta::query::ListPage;
-pub use cairn_meta::{
-    Body, BucketRecord, Checksums, ChunkRef, KeyRecord, ObjectAttrs, ObjectRecord, PagedManifest, PartExtent,
-    PartRecord, UploadRecord,
-};
+pub use cairn_meta::{Checksums, ObjectAttrs};
 pub use cairn_meta_client::GroupStatus;
 pub use cairn_shard_store::CompactOptions;
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};

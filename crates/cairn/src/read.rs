@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Codec};
-use cairn_meta::{Body, ChunkRef, ManifestPage, ObjectRecord};
+use cairn_meta::{Body, ChunkRef, ManifestPage};
+
+use crate::api::Object;
 use cairn_shard_store::ShardKey;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
@@ -18,7 +20,7 @@ impl Store {
     /// Streams bytes `range` of `object` (which the caller has read from the metadata). Chunks
     /// are fetched `read_ahead` at a time; each is verified against its BLAKE3 id before any of
     /// its bytes are yielded.
-    pub fn read(&self, object: &ObjectRecord, range: Range<u64>) -> BoxStream<'static, Result<Bytes>> {
+    pub fn read(&self, object: &Object, range: Range<u64>) -> BoxStream<'static, Result<Bytes>> {
         self.read_with(object, range, true)
     }
 
@@ -26,7 +28,7 @@ impl Store {
     /// without, the caller's own reservation must cover `read_ahead + 1` chunks.
     pub(crate) fn read_with(
         &self,
-        object: &ObjectRecord,
+        object: &Object,
         range: Range<u64>,
         budgeted: bool,
     ) -> BoxStream<'static, Result<Bytes>> {

@@ -4,15 +4,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_chunk::{ChunkerParams, Codec};
-use cairn_meta::query::ListPage;
 use cairn_meta::{
-    Body, BucketRecord, Checksums, Command, KeyRecord, MetaError, ObjectAttrs, ObjectRecord, PartExtent, PartRecord,
-    Response, UploadRecord,
+    Body, BucketRecord, Checksums, Command, MetaError, ObjectAttrs, ObjectRecord, PartRecord, Response, UploadRecord,
 };
 use cairn_meta_client::{InBucket, ListQuery, MetaClient};
 use cairn_shard_store::ShardStore;
 use cairn_types::{limits, BucketName, ErasureScheme};
 
+use crate::api::{AccessKey, Bucket, ListPage, Object, Part, PartRange, Upload};
 use crate::budget::MemoryBudget;
 use crate::write::Staged;
 use crate::{Error, Result};
@@ -319,8 +318,13 @@ impl Store {
     }
 
     /// A bucket, or `NoSuchBucket` (a linearizable read).
-    pub async fn bucket(&self, name: &str) -> Result<BucketRecord> {
-        self.inner.meta.bucket(name).await?.ok_or(Error::NoSuchBucket)
+    pub async fn bucket(&self, name: &str) -> Result<Bucket> {
+        self.inner
+            .meta
+            .bucket(name)
+            .await?
+            .map(Bucket::from)
+            .ok_or(Error::NoSuchBucket)
     }
 
     /// A bucket as read at most [`BUCKET_CACHE_TTL`](crate::BUCKET_CACHE_TTL) ago, or
@@ -328,7 +332,7 @@ impl Store {
     /// metadata round trip for it. A bucket deleted or re-created through another gateway may
     /// be seen as it was for at most that long (through this store: at once). Never use it to
     /// decide where a write goes: [`Store::bucket_guard`] reads the bucket as it is.
-    pub async fn bucket_for_access(&self, name: &str) -> Result<BucketRecord> {
+    pub async fn bucket_for_access(&self, name: &str) -> Result<Bucket> {
         let now = std::time::Instant::now();
         let cached = self.inner.buckets.get(name, now);
         let b = match cached {
@@ -340,7 +344,7 @@ impl Store {
                 b
             }
         };
-        b.ok_or(Error::NoSuchBucket)
+        b.map(Bucket::from).ok_or(Error::NoSuchBucket)
     }
 
     /// A guard for writing into bucket `name` as it is now, or `NoSuchBucket`.
@@ -354,18 +358,18 @@ impl Store {
     }
 
     /// Every bucket, by name.
-    pub async fn buckets(&self) -> Result<Vec<BucketRecord>> {
-        Ok(self.inner.meta.buckets().await?)
+    pub async fn buckets(&self) -> Result<Vec<Bucket>> {
+        Ok(self.inner.meta.buckets().await?.into_iter().map(Bucket::from).collect())
     }
 
     // ---- objects ----
 
     /// The current version of an object. `NoSuchBucket` or `NoSuchKey` if absent.
-    pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRecord> {
+    pub async fn object(&self, bucket: &str, key: &str) -> Result<Object> {
         match self.inner.meta.object(bucket, key).await? {
             InBucket::NoBucket => Err(Error::NoSuchBucket),
             InBucket::Absent => Err(Error::NoSuchKey),
-            InBucket::Found(o) => Ok(o),
+            InBucket::Found(o) => Ok(o.into()),
         }
     }
 
@@ -380,7 +384,7 @@ impl Store {
         checksums: Checksums,
         owner: &str,
         conditions: PutConditions,
-    ) -> Result<ObjectRecord> {
+    ) -> Result<Object> {
         let object = ObjectRecord {
             version_id: uuid::Uuid::now_v7().simple().to_string(),
             size: staged.size,
@@ -404,7 +408,7 @@ impl Store {
         // The registration (`staged.staging`) lives until the command is applied.
         let r = self.propose_fenced(command, &staged.staging.staging).await?;
         match r {
-            Response::Object(o) => Ok(*o),
+            Response::Object(o) => Ok((*o).into()),
             other => Err(Error::Storage(format!("unexpected response {other}"))),
         }
     }
@@ -418,12 +422,12 @@ impl Store {
         &self,
         source_bucket: &str,
         source_key: &str,
-        source: &ObjectRecord,
+        source: &Object,
         bucket: &BucketGuard,
         key: &str,
         attrs: Option<ObjectAttrs>,
         owner: &str,
-    ) -> Result<ObjectRecord> {
+    ) -> Result<Object> {
         let r = self
             .propose(bucket.wrap(Command::CopyObject {
                 source_bucket: source_bucket.into(),
@@ -438,16 +442,26 @@ impl Store {
             }))
             .await?;
         match r {
-            Response::Object(o) => Ok(*o),
+            Response::Object(o) => Ok((*o).into()),
             other => Err(Error::Storage(format!("unexpected response {other}"))),
         }
     }
 
     /// Where part `number` of a multipart `object` lies, or `None` if it has no such part.
-    pub async fn part_extent(&self, object: &ObjectRecord, number: u32) -> Result<Option<PartExtent>> {
+    pub async fn part_extent(&self, object: &Object, number: u32) -> Result<Option<PartRange>> {
         match &object.body {
-            Body::Paged(m) if m.parts > 0 => Ok(self.inner.meta.part_extent(&object.version_id, number).await?),
-            _ => Ok(object.parts.iter().find(|p| p.number == number).copied()),
+            Body::Paged(m) if m.parts > 0 => Ok(self
+                .inner
+                .meta
+                .part_extent(&object.version_id, number)
+                .await?
+                .map(PartRange::from)),
+            _ => Ok(object
+                .parts
+                .iter()
+                .find(|p| p.number == number)
+                .copied()
+                .map(PartRange::from)),
         }
     }
 
@@ -477,6 +491,7 @@ impl Store {
             .meta
             .list_objects(bucket, &query)
             .await?
+            .map(ListPage::from)
             .ok_or(Error::NoSuchBucket)
     }
 
@@ -490,7 +505,7 @@ impl Store {
         attrs: ObjectAttrs,
         checksum_algorithm: Option<String>,
         owner: &str,
-    ) -> Result<UploadRecord> {
+    ) -> Result<Upload> {
         let upload = UploadRecord {
             upload_id: uuid::Uuid::new_v4().simple().to_string(),
             bucket: bucket.name.clone(),
@@ -502,15 +517,15 @@ impl Store {
         };
         self.propose(bucket.wrap(Command::CreateUpload { upload: upload.clone() }))
             .await?;
-        Ok(upload)
+        Ok(upload.into())
     }
 
     /// An upload, or `NoSuchUpload` (`NoSuchBucket` if the bucket is gone).
-    pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+    pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
         match self.inner.meta.upload(bucket, key, upload_id).await? {
             InBucket::NoBucket => Err(Error::NoSuchBucket),
             InBucket::Absent => Err(Error::NoSuchUpload),
-            InBucket::Found(u) => Ok(u),
+            InBucket::Found(u) => Ok(u.into()),
         }
     }
 
@@ -523,7 +538,7 @@ impl Store {
         number: u32,
         staged: Staged,
         checksums: Checksums,
-    ) -> Result<PartRecord> {
+    ) -> Result<Part> {
         let part = PartRecord {
             number,
             size: staged.size,
@@ -541,7 +556,7 @@ impl Store {
             scheme: self.scheme(),
         };
         self.propose_fenced(command, &staged.staging.staging).await?;
-        Ok(part)
+        Ok(part.into())
     }
 
     /// Completes an upload from the listed (part number, ETag) pairs.
@@ -552,7 +567,7 @@ impl Store {
         upload_id: &str,
         parts: Vec<(u32, String)>,
         conditions: PutConditions,
-    ) -> Result<ObjectRecord> {
+    ) -> Result<Object> {
         let r = self
             .propose(Command::CompleteUpload {
                 bucket: bucket.into(),
@@ -566,7 +581,7 @@ impl Store {
             })
             .await?;
         match r {
-            Response::Object(o) => Ok(*o),
+            Response::Object(o) => Ok((*o).into()),
             other => Err(Error::Storage(format!("unexpected response {other:?}"))),
         }
     }
@@ -583,8 +598,15 @@ impl Store {
     }
 
     /// Parts of an upload numbered above `after`, at most `limit`.
-    pub async fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<PartRecord>> {
-        Ok(self.inner.meta.parts(upload_id, after, limit).await?)
+    pub async fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>> {
+        Ok(self
+            .inner
+            .meta
+            .parts(upload_id, after, limit)
+            .await?
+            .into_iter()
+            .map(Part::from)
+            .collect())
     }
 
     /// In-progress uploads of a bucket, in (key, upload id) order.
@@ -595,20 +617,23 @@ impl Store {
         key_marker: &str,
         upload_id_marker: &str,
         limit: usize,
-    ) -> Result<Vec<UploadRecord>> {
+    ) -> Result<Vec<Upload>> {
         Ok(self
             .inner
             .meta
             .uploads(bucket, prefix, key_marker, upload_id_marker, limit)
-            .await?)
+            .await?
+            .into_iter()
+            .map(Upload::from)
+            .collect())
     }
 
     // ---- keys ----
 
     /// Adds an access key.
-    pub async fn create_key(&self, key: KeyRecord) -> Result<()> {
+    pub async fn create_key(&self, key: AccessKey) -> Result<()> {
         let id = key.access_key.clone();
-        let r = self.propose(Command::CreateKey { key }).await.map(drop);
+        let r = self.propose(Command::CreateKey { key: key.into() }).await.map(drop);
         self.inner.keys.forget(&id);
         r
     }
@@ -627,19 +652,26 @@ impl Store {
 
     /// An access key, if it exists, as read at most [`KEY_CACHE_TTL`](crate::KEY_CACHE_TTL)
     /// ago (a key deleted through another gateway works here for at most that long).
-    pub async fn key(&self, access_key: &str) -> Result<Option<KeyRecord>> {
+    pub async fn key(&self, access_key: &str) -> Result<Option<AccessKey>> {
         let now = std::time::Instant::now();
         if let Some(k) = self.inner.keys.get(access_key, now) {
-            return Ok(k);
+            return Ok(k.map(AccessKey::from));
         }
         let generation = self.inner.keys.generation();
         let k = self.inner.meta.access_key(access_key).await?;
         self.inner.keys.put(access_key, k.clone(), now, generation);
-        Ok(k)
+        Ok(k.map(AccessKey::from))
     }
 
     /// Every access key.
-    pub async fn keys(&self) -> Result<Vec<KeyRecord>> {
-        Ok(self.inner.meta.access_keys().await?)
+    pub async fn keys(&self) -> Result<Vec<AccessKey>> {
+        Ok(self
+            .inner
+            .meta
+            .access_keys()
+            .await?
+            .into_iter()
+            .map(AccessKey::from)
+            .collect())
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Chunker};
-use cairn_meta::{Body, ChunkRef, GcMark, ObjectRecord, WriteFence};
+use cairn_meta::{Body, ChunkRef, GcMark, WriteFence};
 use cairn_meta_client::{ChunkState, MetaClient};
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
@@ -201,7 +201,7 @@ impl Store {
     /// while they wait for the rest.
     pub async fn stage_copy(
         &self,
-        source: &ObjectRecord,
+        source: &crate::Object,
         range: std::ops::Range<u64>,
         max_size: u64,
     ) -> Result<Staged> {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use cairn::{ObjectAttrs, ObjectRecord, PutConditions, Staged, Store, StoreConfig};
+use cairn::{Object, ObjectAttrs, PutConditions, Staged, Store, StoreConfig};
 use futures::{stream, Stream, TryStreamExt};
 
 /// `len` pseudo-random bytes from `seed` (xorshift), the same on every run. Seeds `2n` and
@@ -38,7 +38,7 @@ pub async fn open_with_bucket(dir: &std::path::Path, disks: usize, config: Store
 }
 
 /// Commits staged data as `bkt/key`.
-pub async fn commit(store: &Store, key: &str, staged: Staged) -> ObjectRecord {
+pub async fn commit(store: &Store, key: &str, staged: Staged) -> Object {
     let bucket = store.bucket_guard("bkt").await.unwrap();
     store
         .commit_object(
@@ -55,13 +55,13 @@ pub async fn commit(store: &Store, key: &str, staged: Staged) -> ObjectRecord {
 }
 
 /// Stages and commits `body` as `bkt/key`.
-pub async fn put(store: &Store, key: &str, body: &[u8]) -> ObjectRecord {
+pub async fn put(store: &Store, key: &str, body: &[u8]) -> Object {
     let staged = store.stage(frames(body), u64::MAX, true).await.unwrap();
     commit(store, key, staged).await
 }
 
 /// Bytes `range` of `o`.
-pub async fn read(store: &Store, o: &ObjectRecord, range: std::ops::Range<u64>) -> Vec<u8> {
+pub async fn read(store: &Store, o: &Object, range: std::ops::Range<u64>) -> Vec<u8> {
     let parts: Vec<Bytes> = store.read(o, range).try_collect().await.unwrap();
     parts.concat()
 }

@@ -10,9 +10,9 @@
 //!   replays;
 //! - each batch of applied entries is one atomic RocksDB write, together with the last-applied
 //!   log id;
-//! - a snapshot is a file built from a RocksDB snapshot and installed in bounded batches: no
-//!   step holds the state in memory; the applied id moves to the snapshot's only in the last,
-//!   synced batch, and an install cut by a crash is finished on the next open;
+//! - a snapshot is a file built from a RocksDB snapshot and installed as an ingested SST file:
+//!   no step holds the state in memory; the applied id moves to the snapshot's only after the
+//!   state is in, in a synced write, and an install cut by a crash is finished on the next open;
 //! - no RocksDB call runs on an async worker thread: every one goes through
 //!   `spawn_blocking`.
 //!

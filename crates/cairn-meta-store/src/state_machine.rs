@@ -34,7 +34,7 @@ type Applied = (Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>);
 /// The state machine: [`cairn_meta::apply`] over the `state` column family. The last-applied
 /// log id and membership are written in the same batch as the state they describe.
 /// Snapshots are files in `snapshots/` next to the database, built from a RocksDB snapshot
-/// and installed in bounded batches (see [`crate::snapshot`]).
+/// and installed by SST ingestion (see [`crate::snapshot`]).
 pub struct StateMachine {
     db: MetaDb,
     applied: Applied,
@@ -217,9 +217,6 @@ struct StoredSnapshot {
     file: String,
 }
 
-/// Largest RocksDB write batch when loading a snapshot into the state.
-const INSTALL_BATCH_BYTES: usize = 4 << 20;
-
 impl Snapshots {
     /// The snapshots of `db`, kept in `dir`: removes what an interrupted build or transfer
     /// left, and the record of a snapshot from before snapshots were files (rebuilt on
@@ -384,25 +381,53 @@ impl Snapshots {
         Ok((meta.clone(), SnapshotFile::open(&self.dir.join(&name))?))
     }
 
-    /// Replaces the state with the records of `snapshot` (recorded as current), in
-    /// bounded batches; the applied id moves to the snapshot's in the last, synced batch. A
-    /// crash before that leaves the applied id behind the current snapshot, and
+    /// Replaces the state with the records of `snapshot` (recorded as current): written to an
+    /// SST file a block at a time, the state cleared, the file ingested; then the applied id
+    /// moves to the snapshot's in a synced write. A crash before that leaves the applied id
+    /// behind the current snapshot, and
     /// [`Snapshots::resume_install`] loads it again on the next start.
     fn load_state(&self, meta: &SnapshotMetaOf<TypeConfig>, snapshot: &SnapshotFile) -> io::Result<Applied> {
+        // The records, in key order, become one SST file (written a block at a time), which
+        // RocksDB then takes in whole: no memtable holds the state on its way in.
+        let sst = self.dir.join(format!("install-{}.tmp", unique()));
+        let written = (|| {
+            let opts = rocksdb::Options::default();
+            let mut writer = rocksdb::SstFileWriter::create(&opts);
+            writer.open(&sst).map_err(io_err)?;
+            let mut records = snapshot.records()?;
+            let mut any = false;
+            while let Some((k, v)) = records.next_record()? {
+                writer.put(k, v).map_err(io_err)?;
+                any = true;
+            }
+            if any {
+                writer.finish().map_err(io_err)?;
+            }
+            Ok::<_, io::Error>(any)
+        })();
+        let any = match written {
+            Ok(any) => any,
+            Err(e) => {
+                let _ = std::fs::remove_file(&sst);
+                return Err(e);
+            }
+        };
         let state = self.db.cf_handle(CF_STATE).expect("state cf");
         let sm_meta = self.db.cf_handle(CF_SM_META).expect("sm_meta cf");
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(&state, [].as_slice(), [0xFFu8; 16].as_slice());
-        let mut records = snapshot.records()?;
-        while let Some((k, v)) = records.next_record()? {
-            b.put_cf(&state, k, v);
-            if b.size_in_bytes() >= INSTALL_BATCH_BYTES {
-                self.db
-                    .write_opt(std::mem::take(&mut b), &WriteOptions::default())
-                    .map_err(io_err)?;
-            }
+        let mut clear = WriteBatch::default();
+        clear.delete_range_cf(&state, [].as_slice(), [0xFFu8; 16].as_slice());
+        self.db.write_opt(clear, &WriteOptions::default()).map_err(io_err)?;
+        if any {
+            let mut ingest = rocksdb::IngestExternalFileOptions::default();
+            ingest.set_move_files(true);
+            let ingested = self.db.ingest_external_file_cf_opts(&state, &ingest, vec![&sst]);
+            let _ = std::fs::remove_file(&sst);
+            ingested.map_err(io_err)?;
+        } else {
+            let _ = std::fs::remove_file(&sst);
         }
         let applied: Applied = (meta.last_log_id, meta.last_membership.clone());
+        let mut b = WriteBatch::default();
         b.put_cf(&sm_meta, KEY_APPLIED, encode(&applied));
         let mut w = WriteOptions::default();
         w.set_sync(true);

@@ -43,7 +43,7 @@ fn histories_stay_linearizable_through_leader_partitions_and_kills() {
 }
 
 // Leader-lease reads (`--read-mode lease`) are not tested here: run through this test they
-// produced non-linearizable histories (2 runs of 4; docs/ARCHITECTURE.md, "read modes"), so
+// produced non-linearizable histories (1 run of 3; docs/ARCHITECTURE.md, "Roles as processes"), so
 // that mode is documented as one for reads that tolerate staleness.
 
 fn run(flags: &[&str]) {

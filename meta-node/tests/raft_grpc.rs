@@ -352,10 +352,15 @@ async fn write(nodes: &BTreeMap<u64, (MetaNode, Stop)>, name: &str) {
 
 /// `n` data directories and `n` free addresses on 127.0.0.1, chosen by the OS.
 fn places(n: usize) -> (Vec<tempfile::TempDir>, Vec<String>) {
+    // Each call gets a loopback address of its own (127.0.2.x): a port picked there and
+    // released cannot be taken meanwhile by the ephemeral port of a connection (those are on
+    // 127.0.0.1) or by another test, so a member can bind it — and bind it again on restart.
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let ip = format!("127.0.2.{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
     let addrs = (0..n)
         .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let l = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
             l.local_addr().unwrap().to_string()
         })
         .collect();

@@ -414,6 +414,14 @@ impl Drop for TestDir {
     }
 }
 
+/// A listen address (`127.0.3.N:0`) on a loopback address no other process of the test uses,
+/// for a node that will be restarted on the address it got: connections' ephemeral ports are
+/// taken on 127.0.0.1, so while the node is down nothing can take its port.
+pub fn own_loopback() -> String {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    format!("127.0.3.{}:0", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 /// The cluster secret the tests' meta-nodes and gateways share.
 pub const CLUSTER_SECRET: &str = "cluster-tests-secret-0123456789";
 

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_cluster_tests::{assert_ok, file_hash, write_random_file, MetaNode, Server, TestDir, CLUSTER_SECRET};
+use cairn_cluster_tests::{
+    assert_ok, file_hash, own_loopback, write_random_file, MetaNode, Server, TestDir, CLUSTER_SECRET,
+};
 
 /// Waits until `cond` holds, polling; fails after `limit`.
 fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -38,7 +40,7 @@ fn status(addr: &str) -> Option<(Option<u64>, Option<u64>)> {
 fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     let tmp = TestDir::new();
     let mut nodes: Vec<MetaNode> = (1..=3)
-        .map(|id| MetaNode::start(&tmp.path().join(format!("meta{id}")), "127.0.0.1:0", Some(id)))
+        .map(|id| MetaNode::start(&tmp.path().join(format!("meta{id}")), &own_loopback(), Some(id)))
         .collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);
@@ -136,7 +138,7 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_traffic() {
         .map(|id| {
             Some(MetaNode::start(
                 &tmp.path().join(format!("meta{id}")),
-                "127.0.0.1:0",
+                &own_loopback(),
                 Some(id),
             ))
         })
@@ -250,7 +252,7 @@ fn continuous_traffic_survives_three_leader_kills() {
     let tmp = Box::leak(Box::new(tmp));
     eprintln!("TMP {}", tmp.path().display());
     let mut nodes: Vec<MetaNode> = (1..=3)
-        .map(|id| MetaNode::start(&tmp.path().join(format!("meta{id}")), "127.0.0.1:0", Some(id)))
+        .map(|id| MetaNode::start(&tmp.path().join(format!("meta{id}")), &own_loopback(), Some(id)))
         .collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);
@@ -358,7 +360,7 @@ fn a_follower_back_after_the_log_moved_on_catches_up_by_snapshot() {
     let tmp = TestDir::new();
     let flags = ["--snapshot-every", "100"];
     let mut nodes: Vec<MetaNode> = (1..=3)
-        .map(|id| MetaNode::start_with(&tmp.path().join(format!("meta{id}")), "127.0.0.1:0", Some(id), &flags))
+        .map(|id| MetaNode::start_with(&tmp.path().join(format!("meta{id}")), &own_loopback(), Some(id), &flags))
         .collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);

@@ -27,7 +27,7 @@ fn ready(gateway: &Server) -> bool {
 #[test]
 fn a_gateway_serves_s3_over_a_meta_node_and_survives_its_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut meta = MetaNode::start(&tmp.path().join("meta"), "127.0.0.1:0", None);
+    let mut meta = MetaNode::start(&tmp.path().join("meta"), &cairn_cluster_tests::own_loopback(), None);
     let env = [("CAIRN_CLUSTER_SECRET", SECRET)];
     let gateway = Server::start_gateway(&tmp.path().join("gateway"), 3, &meta.addr, &env);
     gateway.aws_ok(&["s3", "mb", "s3://bkt"]);

@@ -135,6 +135,18 @@ impl Records<'_> {
         Ok(())
     }
 
+    /// Reads a field of `len` bytes. The buffer grows with what is actually read, so a damaged
+    /// length costs no more memory than the file holds.
+    fn read_field(&mut self, len: u32) -> io::Result<Vec<u8>> {
+        let mut field = Vec::new();
+        (&mut self.inner).take(u64::from(len)).read_to_end(&mut field)?;
+        if field.len() != len as usize {
+            return Err(damaged("truncated"));
+        }
+        self.crc.update(&field);
+        Ok(field)
+    }
+
     fn read_u32(&mut self) -> io::Result<u32> {
         let mut b = [0u8; 4];
         self.read_exact(&mut b)?;
@@ -167,10 +179,8 @@ impl Records<'_> {
         if klen > MAX_FIELD || vlen > MAX_FIELD {
             return Err(damaged("record too large"));
         }
-        let mut key = vec![0u8; klen as usize];
-        self.read_exact(&mut key)?;
-        let mut value = vec![0u8; vlen as usize];
-        self.read_exact(&mut value)?;
+        let key = self.read_field(klen)?;
+        let value = self.read_field(vlen)?;
         self.count += 1;
         Ok(Some((key, value)))
     }

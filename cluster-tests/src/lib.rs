@@ -414,6 +414,23 @@ impl Drop for TestDir {
     }
 }
 
+/// Waits until `cond` holds, polling every 100 ms; fails the test after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A count a client script keeps in the file `dir/name` (0 until it is written).
+pub fn read_counter(dir: &Path, name: &str) -> u64 {
+    std::fs::read_to_string(dir.join(name))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A listen address (`127.0.3.N:0`) on a loopback address no other process of the test uses,
 /// for a node that will be restarted on the address it got: connections' ephemeral ports are
 /// taken on 127.0.0.1, so while the node is down nothing can take its port.
@@ -500,6 +517,68 @@ impl MetaNode {
         let page = reqwest::blocking::get(&self.metrics).ok()?.text().ok()?;
         page.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Starts `members` meta-nodes (ids 1..=members, data in `dir/meta{id}`, each on a
+    /// loopback address of its own, with `flags`), forms them into one group and waits until
+    /// it has a leader.
+    pub fn start_group(dir: &Path, members: u64, flags: &[&str]) -> Vec<MetaNode> {
+        let nodes: Vec<MetaNode> = (1..=members)
+            .map(|id| MetaNode::start_with(&dir.join(format!("meta{id}")), &own_loopback(), Some(id), flags))
+            .collect();
+        let list: Vec<String> = nodes
+            .iter()
+            .zip(1..)
+            .map(|(n, id)| format!("{id}={}", n.addr))
+            .collect();
+        assert_ok(
+            &MetaNode::meta_cmd(&["init", "--meta", &nodes[0].addr, &list.join(",")]),
+            "cairn meta init",
+        );
+        wait_for("a leader", Duration::from_secs(30), || {
+            MetaNode::status(&nodes[0].addr).is_some_and(|(l, _)| l.is_some())
+        });
+        nodes
+    }
+
+    /// What `cairn meta status --meta ADDR` shows: (leader id, applied index), or `None` if
+    /// the node does not answer.
+    pub fn status(addr: &str) -> Option<(Option<u64>, Option<u64>)> {
+        let text = Self::status_text(addr)?;
+        let first = text.lines().next()?;
+        let field = |name: &str| {
+            first
+                .split(", ")
+                .find_map(|f| f.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Some((field("leader "), field("applied ")))
+    }
+
+    /// The leader the node at `addr` knows of, if it answers.
+    pub fn leader(addr: &str) -> Option<u64> {
+        Self::status(addr).and_then(|(l, _)| l)
+    }
+
+    /// The snapshot line of `cairn meta status --meta ADDR`: (snapshot index, index the log is
+    /// purged through).
+    pub fn snapshot_status(addr: &str) -> (Option<u64>, Option<u64>) {
+        let text = Self::status_text(addr).unwrap_or_default();
+        let line = text.lines().find(|l| l.starts_with("snapshot at ")).unwrap_or_default();
+        let num = |after: &str| {
+            line.split(after)
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+        };
+        (num("snapshot at "), num("purged through "))
+    }
+
+    fn status_text(addr: &str) -> Option<String> {
+        let out = Self::meta_cmd(&["status", "--meta", addr]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Runs `cairn meta ARGS` with the cluster secret.

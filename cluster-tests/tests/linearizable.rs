@@ -5,37 +5,11 @@
 //! led) and killed with -9 (once). Every key's history must be linearizable
 //! (`cairn_cluster_tests::linearizability`, which has its own tests of histories it rejects).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_cluster_tests::faults::{node_ip, Partitions, Proxy};
 use cairn_cluster_tests::linearizability::{check, Event, Outcome};
-use cairn_cluster_tests::{assert_ok, MetaNode, Server, TestDir, CLUSTER_SECRET};
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The leader the node at `addr` knows of, if it answers.
-fn leader_seen_by(addr: &str) -> Option<u64> {
-    let out = MetaNode::meta_cmd(&["status", "--meta", addr]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let first = text.lines().next()?;
-    first
-        .split(", ")
-        .find_map(|f| f.strip_prefix("leader "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn counted(dir: &std::path::Path, what: &str) -> u64 {
-    std::fs::read_to_string(dir.join(what))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
+use cairn_cluster_tests::{assert_ok, read_counter, wait_for, MetaNode, Server, TestDir, CLUSTER_SECRET};
 
 #[test]
 fn histories_stay_linearizable_through_leader_partitions_and_kills() {
@@ -71,7 +45,7 @@ fn run(flags: &[&str]) {
         "cairn meta init",
     );
     wait_for("a leader", Duration::from_secs(30), || {
-        leader_seen_by(&addrs[0]).is_some()
+        MetaNode::leader(&addrs[0]).is_some()
     });
     let gateway = Server::start_gateway(
         &tmp.path().join("gateway"),
@@ -95,17 +69,19 @@ fn run(flags: &[&str]) {
         .unwrap();
     // Waits until `by` more writes got a definite answer.
     let advance = |what: &str, by: u64| {
-        let at = counted(&work, "writes");
-        wait_for(what, Duration::from_secs(120), || counted(&work, "writes") >= at + by);
+        let at = read_counter(&work, "writes");
+        wait_for(what, Duration::from_secs(120), || {
+            read_counter(&work, "writes") >= at + by
+        });
     };
     advance("traffic", 30);
 
     for round in 0..2 {
-        let leader = (0..3).find_map(|i| leader_seen_by(&addrs[i])).expect("a leader");
+        let leader = (0..3).find_map(|i| MetaNode::leader(&addrs[i])).expect("a leader");
         partitions.isolate(node_ip(leader));
         let other = &addrs[(leader as usize) % 3];
         wait_for("a leader among the others", Duration::from_secs(30), || {
-            leader_seen_by(other).is_some_and(|l| l != leader)
+            MetaNode::leader(other).is_some_and(|l| l != leader)
         });
         // The main gateway leaves the old leader once a write there times out; writes
         // acknowledged by the new leader follow, while the reading gateway may still be on
@@ -115,16 +91,16 @@ fn run(flags: &[&str]) {
         wait_for(
             "the old leader to learn it was deposed",
             Duration::from_secs(30),
-            || leader_seen_by(&addrs[leader as usize - 1]).is_some_and(|l| l != leader),
+            || MetaNode::leader(&addrs[leader as usize - 1]).is_some_and(|l| l != leader),
         );
         advance("writes after healing", 20);
         eprintln!("partition {round}: leader {leader} cut off and healed");
     }
-    let leader = (0..3).find_map(|i| leader_seen_by(&addrs[i])).expect("a leader") as usize;
+    let leader = (0..3).find_map(|i| MetaNode::leader(&addrs[i])).expect("a leader") as usize;
     nodes[leader - 1].kill9();
     let other = &addrs[leader % 3];
     wait_for("a new leader", Duration::from_secs(30), || {
-        leader_seen_by(other).is_some_and(|l| l as usize != leader)
+        MetaNode::leader(other).is_some_and(|l| l as usize != leader)
     });
     advance("writes without the killed leader", 20);
     nodes[leader - 1] = MetaNode::start_with(

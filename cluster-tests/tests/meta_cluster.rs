@@ -7,50 +7,15 @@
 use std::time::{Duration, Instant};
 
 use cairn_cluster_tests::{
-    assert_ok, file_hash, own_loopback, write_random_file, MetaNode, Server, TestDir, CLUSTER_SECRET,
+    assert_ok, file_hash, own_loopback, read_counter, wait_for, write_random_file, MetaNode, Server, TestDir,
+    CLUSTER_SECRET,
 };
-
-/// Waits until `cond` holds, polling; fails after `limit`.
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `cairn meta status` of the node at `addr`: (leader id, applied index), if it answers.
-fn status(addr: &str) -> Option<(Option<u64>, Option<u64>)> {
-    let out = MetaNode::meta_cmd(&["status", "--meta", addr]);
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let first = text.lines().next()?;
-    let field = |name: &str| {
-        first
-            .split(", ")
-            .find_map(|f| f.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    Some((field("leader "), field("applied ")))
-}
 
 #[test]
 fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     let tmp = TestDir::new();
-    let mut nodes: Vec<MetaNode> = (1..=3)
-        .map(|id| MetaNode::start(&tmp.path().join(format!("meta{id}")), &own_loopback(), Some(id)))
-        .collect();
+    let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-    let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);
-    assert_ok(
-        &MetaNode::meta_cmd(&["init", "--meta", &addrs[0], &members]),
-        "cairn meta init",
-    );
-    wait_for("a leader", Duration::from_secs(30), || {
-        status(&addrs[0]).is_some_and(|(l, _)| l.is_some())
-    });
     let meta = addrs.join(",");
     let gateway = Server::start_gateway(
         &tmp.path().join("gateway"),
@@ -71,7 +36,7 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     }
 
     // Kill the leader.
-    let (leader, _) = status(&addrs[0]).unwrap();
+    let (leader, _) = MetaNode::status(&addrs[0]).unwrap();
     let leader = leader.unwrap() as usize;
     nodes[leader - 1].kill9();
     let others: Vec<&String> = addrs
@@ -81,7 +46,7 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
         .map(|(_, a)| a)
         .collect();
     wait_for("a new leader", Duration::from_secs(30), || {
-        status(others[0]).is_some_and(|(l, _)| l.is_some_and(|l| l as usize != leader))
+        MetaNode::status(others[0]).is_some_and(|(l, _)| l.is_some_and(|l| l as usize != leader))
     });
     for i in 0..5 {
         put(&format!("after-{i}"), 10 + i, &mut written);
@@ -94,7 +59,8 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
         Some(leader as u64),
     );
     wait_for("the restarted node to catch up", Duration::from_secs(30), || {
-        let (Some((_, back)), Some((_, live))) = (status(&addrs[leader - 1]), status(others[0])) else {
+        let (Some((_, back)), Some((_, live))) = (MetaNode::status(&addrs[leader - 1]), MetaNode::status(others[0]))
+        else {
             return false;
         };
         back.is_some() && back >= live
@@ -150,7 +116,7 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_traffic() {
         "cairn meta init",
     );
     wait_for("a leader", Duration::from_secs(30), || {
-        status(&addrs[0]).is_some_and(|(l, _)| l.is_some())
+        MetaNode::status(&addrs[0]).is_some_and(|(l, _)| l.is_some())
     });
     let gateway = Server::start_gateway(
         &tmp.path().join("gateway"),
@@ -168,8 +134,10 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_traffic() {
         .spawn()
         .unwrap();
     let advance = |what: &str| {
-        let at = progress(&work);
-        wait_for(what, Duration::from_secs(60), || progress(&work) >= at + 20);
+        let at = read_counter(&work, "progress");
+        wait_for(what, Duration::from_secs(60), || {
+            read_counter(&work, "progress") >= at + 20
+        });
     };
     advance("traffic to flow");
     let mut written = Vec::new();
@@ -195,7 +163,7 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_traffic() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches(" voter").count(), 5, "{text}");
     // The leader leaves the group, then its process stops; then one more member goes.
-    let (leader, _) = status(&addrs[0]).unwrap();
+    let (leader, _) = MetaNode::status(&addrs[0]).unwrap();
     let leader = leader.unwrap() as usize;
     let other = if leader == 1 { 2 } else { 1 };
     assert_ok(
@@ -230,14 +198,6 @@ fn the_group_grows_to_five_and_shrinks_back_to_three_under_traffic() {
     }
 }
 
-/// The number of acknowledged operations the traffic script reports.
-fn progress(dir: &std::path::Path) -> u64 {
-    std::fs::read_to_string(dir.join("progress"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Several S3 clients PUT, overwrite and DELETE without pause while the leader is killed with
 /// -9 three times in a row (each time restarted on its data): no client gives up, and
 /// afterwards every key holds what its last acknowledged operation left.
@@ -249,28 +209,13 @@ fn continuous_traffic_survives_three_leader_kills() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let tmp = TestDir::new();
-    let tmp = Box::leak(Box::new(tmp));
-    eprintln!("TMP {}", tmp.path().display());
-    let mut nodes: Vec<MetaNode> = (1..=3)
-        .map(|id| MetaNode::start(&tmp.path().join(format!("meta{id}")), &own_loopback(), Some(id)))
-        .collect();
+    let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-    let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);
-    assert_ok(
-        &MetaNode::meta_cmd(&["init", "--meta", &addrs[0], &members]),
-        "cairn meta init",
-    );
-    wait_for("a leader", Duration::from_secs(30), || {
-        status(&addrs[0]).is_some_and(|(l, _)| l.is_some())
-    });
     let gateway = Server::start_gateway(
         &tmp.path().join("gateway"),
         3,
         &addrs.join(","),
-        &[
-            ("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET),
-            ("RUST_LOG", "info,cairn_meta_client=debug"),
-        ],
+        &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
     );
     let work = tmp.path().join("traffic");
     std::fs::create_dir(&work).unwrap();
@@ -279,25 +224,27 @@ fn continuous_traffic_survives_three_leader_kills() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("traffic to flow", Duration::from_secs(60), || progress(&work) >= 30);
+    wait_for("traffic to flow", Duration::from_secs(60), || {
+        read_counter(&work, "progress") >= 30
+    });
 
     let mut failovers = Vec::new();
     for round in 0..kills {
         let leader = (0..3)
-            .find_map(|i| status(&addrs[i]).and_then(|(l, _)| l))
+            .find_map(|i| MetaNode::status(&addrs[i]).and_then(|(l, _)| l))
             .expect("a leader") as usize;
-        let before = progress(&work);
+        let before = read_counter(&work, "progress");
         let killed_at = Instant::now();
         nodes[leader - 1].kill9();
         // More acknowledgements than operations that were in flight at the kill: at least
         // one write was accepted after it.
         wait_for("writes to resume", Duration::from_secs(60), || {
-            progress(&work) > before + WORKERS
+            read_counter(&work, "progress") > before + WORKERS
         });
         failovers.push(killed_at.elapsed());
         let other = &addrs[leader % 3];
         wait_for("a new leader", Duration::from_secs(30), || {
-            status(other).is_some_and(|(l, _)| l.is_some_and(|l| l as usize != leader))
+            MetaNode::status(other).is_some_and(|(l, _)| l.is_some_and(|l| l as usize != leader))
         });
         nodes[leader - 1] = MetaNode::start(
             &tmp.path().join(format!("meta{leader}")),
@@ -305,13 +252,15 @@ fn continuous_traffic_survives_three_leader_kills() {
             Some(leader as u64),
         );
         // Traffic goes on: catching up means reaching what was applied when it came back.
-        let target = status(other).and_then(|(_, a)| a).expect("the leader's applied index");
+        let target = MetaNode::status(other)
+            .and_then(|(_, a)| a)
+            .expect("the leader's applied index");
         wait_for("the restarted member to catch up", Duration::from_secs(60), || {
-            status(&addrs[leader - 1]).is_some_and(|(_, back)| back.is_some_and(|b| b >= target))
+            MetaNode::status(&addrs[leader - 1]).is_some_and(|(_, back)| back.is_some_and(|b| b >= target))
         });
-        let at = progress(&work);
+        let at = read_counter(&work, "progress");
         wait_for("traffic after the restart", Duration::from_secs(60), || {
-            progress(&work) > at + 10
+            read_counter(&work, "progress") > at + 10
         });
         eprintln!(
             "kill {round}: leader {leader}, writes resumed after {:?}",
@@ -339,42 +288,18 @@ fn continuous_traffic_survives_three_leader_kills() {
     );
 }
 
-/// `cairn meta status`'s snapshot line of the node at `addr`: (snapshot index, purged index).
-fn snapshot_status(addr: &str) -> (Option<u64>, Option<u64>) {
-    let out = MetaNode::meta_cmd(&["status", "--meta", addr]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text.lines().find(|l| l.starts_with("snapshot at ")).unwrap_or_default();
-    let num = |after: &str| {
-        line.split(after)
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-    };
-    (num("snapshot at "), num("purged through "))
-}
-
 /// A follower killed while the group writes past its snapshot threshold and purges its log
 /// comes back on its data and catches up by a snapshot sent by the leader.
 #[test]
 fn a_follower_back_after_the_log_moved_on_catches_up_by_snapshot() {
     let tmp = TestDir::new();
     let flags = ["--snapshot-every", "100"];
-    let mut nodes: Vec<MetaNode> = (1..=3)
-        .map(|id| MetaNode::start_with(&tmp.path().join(format!("meta{id}")), &own_loopback(), Some(id), &flags))
-        .collect();
+    let mut nodes = MetaNode::start_group(tmp.path(), 3, &flags);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-    let members = format!("1={},2={},3={}", addrs[0], addrs[1], addrs[2]);
-    assert_ok(
-        &MetaNode::meta_cmd(&["init", "--meta", &addrs[0], &members]),
-        "cairn meta init",
-    );
-    wait_for("a leader", Duration::from_secs(30), || {
-        status(&addrs[0]).is_some_and(|(l, _)| l.is_some())
-    });
-    let leader = status(&addrs[0]).unwrap().0.unwrap() as usize;
+    let leader = MetaNode::status(&addrs[0]).unwrap().0.unwrap() as usize;
     let follower = leader % 3; // index of another member
     nodes[follower].kill9();
-    let (_, before) = status(&addrs[leader - 1]).unwrap();
+    let (_, before) = MetaNode::status(&addrs[leader - 1]).unwrap();
 
     // 1,000 commits: ten snapshots' worth; the leader's log is purged far past the follower.
     let live: Vec<&str> = (0..3).filter(|i| *i != follower).map(|i| addrs[i].as_str()).collect();
@@ -387,9 +312,9 @@ fn a_follower_back_after_the_log_moved_on_catches_up_by_snapshot() {
     wait_for(
         "the leader to purge its log past the follower",
         Duration::from_secs(30),
-        || snapshot_status(&addrs[leader - 1]).1.unwrap_or(0) > before.unwrap_or(0) + 100,
+        || MetaNode::snapshot_status(&addrs[leader - 1]).1.unwrap_or(0) > before.unwrap_or(0) + 100,
     );
-    let (_, target) = status(&addrs[leader - 1]).unwrap();
+    let (_, target) = MetaNode::status(&addrs[leader - 1]).unwrap();
 
     nodes[follower] = MetaNode::start_with(
         &tmp.path().join(format!("meta{}", follower + 1)),
@@ -398,13 +323,13 @@ fn a_follower_back_after_the_log_moved_on_catches_up_by_snapshot() {
         &flags,
     );
     wait_for("the follower to catch up", Duration::from_secs(60), || {
-        status(&addrs[follower]).is_some_and(|(_, a)| a >= target)
+        MetaNode::status(&addrs[follower]).is_some_and(|(_, a)| a >= target)
     });
     assert_eq!(
         nodes[follower].metric("cairn_raft_snapshots_installed_total"),
         Some(1.0),
         "caught up without installing a snapshot"
     );
-    let (snapshot, _) = snapshot_status(&addrs[follower]);
+    let (snapshot, _) = MetaNode::snapshot_status(&addrs[follower]);
     assert!(snapshot.unwrap_or(0) > before.unwrap_or(0) + 100, "{snapshot:?}");
 }

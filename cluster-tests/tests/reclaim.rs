@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_cluster_tests::{assert_ok, Server, ACCESS_KEY, SECRET_KEY};
+use cairn_cluster_tests::{assert_ok, wait_for, Server, ACCESS_KEY, SECRET_KEY};
 
 /// A short grace period, small segments and a low compaction threshold, so that the disks end
 /// close to the live data within the test.
@@ -72,15 +72,6 @@ fn stall(server: &Server, key: &str, size: u64, sent: u64) -> Child {
         .unwrap();
     assert_eq!(line.trim(), "sent", "the stalled upload did not start");
     child
-}
-
-/// Waits until `cond` holds, polling; fails after `limit`.
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 const ROOT: [(&str, &str); 2] = [

@@ -5,20 +5,11 @@
 //! gateway from starting.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_cluster_tests::{
-    assert_ok, cairn_bin, file_hash, write_random_file, MetaNode, Server, CLUSTER_SECRET as SECRET,
+    assert_ok, cairn_bin, file_hash, wait_for, write_random_file, MetaNode, Server, CLUSTER_SECRET as SECRET,
 };
-
-/// Waits until `cond` holds, polling; fails after `limit`.
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn ready(gateway: &Server) -> bool {
     reqwest::blocking::get(format!("{}/health/ready", gateway.admin)).is_ok_and(|r| r.status().is_success())

@@ -115,7 +115,8 @@ def worker(workdir, w, progress, writes):
                         seen[key] = value
                     except botocore.exceptions.ClientError as e:
                         code, status = code_of(e)
-                        if status == 412:
+                        # If-Match on a missing key is 404 NoSuchKey (as on AWS): refused too.
+                        if status == 412 or (event["op"] == "put_if_match" and status == 404):
                             event["outcome"] = "precondition_failed"
                         else:
                             raise

@@ -379,8 +379,21 @@ async fn a_member_whose_data_is_lost_is_refused_until_removed_and_added_again() 
     nodes[0].0.initialize(members).await.unwrap();
     wait_for("a leader", || nodes.iter().all(|(n, _)| n.leader().is_some())).await;
     let lead = |nodes: &[(MetaNode, Stop)]| nodes.iter().find(|(n, _)| n.is_leader()).map(|(n, _)| n.clone());
-    let leader = lead(&nodes).unwrap();
-    assert_eq!(leader.propose(bucket("before")).await.unwrap(), Response::Done);
+    // A new leader may refuse a write until a quorum has acknowledged it (its lease): retry at
+    // whichever node leads, bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(l) = lead(&nodes) {
+            match l.propose(bucket("before")).await {
+                Ok(r) => {
+                    assert_eq!(r, Response::Done);
+                    break l;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "no leader took the write: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
     // A follower loses its data directory and comes back on the same address, empty.
     let lost = (leader.status().id as usize) % 3;

@@ -29,8 +29,9 @@ pub struct MetaNodeArgs {
     #[arg(long, env = "CAIRN_META_SNAPSHOT_EVERY", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub snapshot_every: u64,
     /// How reads are checked against the group: read-index (linearizable: a heartbeat round to
-    /// a quorum per read) or lease (no round while the leader's lease holds; cheaper, but may
-    /// answer stale data around a leader change: only for reads that tolerate it)
+    /// a quorum per read) or lease (no round while the leader's lease holds; cheaper, but
+    /// correct only while the members' clocks run at the same rate: a read may be stale by up
+    /// to a lease period around a leader change otherwise)
     #[arg(long, env = "CAIRN_META_READ_MODE", value_enum, default_value = "read-index")]
     pub read_mode: ReadModeArg,
     /// This node's id in a group of several meta-nodes (kept in DIR/node-id). Without it, the

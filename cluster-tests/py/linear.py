@@ -31,9 +31,10 @@ def client(endpoint=None):
         "s3",
         endpoint_url=endpoint or os.environ["CAIRN_S3"],
         region_name="us-east-1",
-        # Standard mode: `max_attempts` counts every attempt (in botocore's default legacy
-        # mode it counts retries, so 1 would retry a 503 once — a PUT applied twice).
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=20,
+        # One attempt in all: botocore's `max_attempts` counts retries (1 would retry a 503
+        # once, and a PUT whose first attempt committed would then apply twice — a history
+        # the checker rightly rejects); `total_max_attempts` counts every attempt.
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=20,
                       s3={"addressing_style": "path"}),
     )
 

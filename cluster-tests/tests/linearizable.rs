@@ -16,9 +16,10 @@ fn histories_stay_linearizable_through_leader_partitions_and_kills() {
     run(&[]);
 }
 
-// Leader-lease reads (`--read-mode lease`) are not tested here: run through this test they
-// produced non-linearizable histories (1 run of 3; docs/ARCHITECTURE.md, "Roles as processes"), so
-// that mode is documented as one for reads that tolerate staleness.
+#[test]
+fn lease_reads_stay_linearizable_through_leader_partitions_and_kills() {
+    run(&["--read-mode", "lease"]);
+}
 
 fn run(flags: &[&str]) {
     let tmp = TestDir::new();

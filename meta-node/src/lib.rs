@@ -69,10 +69,11 @@ pub enum ReadMode {
     #[default]
     ReadIndex,
     /// Leader lease: the leader serves a read without a round while its lease holds (it heard
-    /// from a quorum within the last election timeout). No network round per read, but not
-    /// linearizable in Cairn's partition test (`cluster-tests/tests/linearizable.rs` found
-    /// stale answers around leader changes): for reads that tolerate staleness only. A leader
-    /// whose lease has lapsed refuses the read, which the client retries at the next node.
+    /// from a quorum within the last election timeout; followers elect no one else meanwhile).
+    /// No network round per read, and linearizable in Cairn's partition test
+    /// (`cluster-tests/tests/linearizable.rs`), but only while the members' clocks run at the
+    /// same rate: a lease measured on one clock is honoured on another. A leader whose lease
+    /// has lapsed refuses the read, which the client retries at the next node.
     Lease,
 }
 

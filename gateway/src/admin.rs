@@ -112,9 +112,19 @@ impl Admin {
             }
             (&Method::GET, "/metrics") => {
                 let mut out = self.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
-                let s = self.store.stats();
+                let (mut s, mut unreachable) = (cairn::StoreStats::default(), 0);
+                for h in self.store.disk_health().await {
+                    match h {
+                        Ok(h) => {
+                            s.live_bytes += h.stats.live_bytes;
+                            s.disk_bytes += h.stats.disk_bytes;
+                            s.shards += h.stats.shards;
+                        }
+                        Err(_) => unreachable += 1,
+                    }
+                }
                 out.push_str(&format!(
-                    "# TYPE cairn_store_live_bytes gauge\ncairn_store_live_bytes {}\n# TYPE cairn_store_disk_bytes gauge\ncairn_store_disk_bytes {}\n# TYPE cairn_store_shards gauge\ncairn_store_shards {}\n",
+                    "# TYPE cairn_store_live_bytes gauge\ncairn_store_live_bytes {}\n# TYPE cairn_store_disk_bytes gauge\ncairn_store_disk_bytes {}\n# TYPE cairn_store_shards gauge\ncairn_store_shards {}\n# TYPE cairn_store_disks_unreachable gauge\ncairn_store_disks_unreachable {unreachable}\n",
                     s.live_bytes, s.disk_bytes, s.shards
                 ));
                 return text(StatusCode::OK, out);
@@ -131,12 +141,24 @@ impl Admin {
         match (method, path.as_str()) {
             (Method::GET, "/admin/v1/status") => {
                 let scheme = self.store.scheme();
+                let disks: Vec<serde_json::Value> = self
+                    .store
+                    .disk_health()
+                    .await
+                    .into_iter()
+                    .map(|h| match h {
+                        Ok(h) => serde_json::json!(h),
+                        Err(e) => serde_json::json!({ "error": e.to_string() }),
+                    })
+                    .collect();
+                let stats = self.store.stats().await.ok();
                 json(
                     StatusCode::OK,
                     &serde_json::json!({
                         "ready": self.store.is_ready(),
                         "erasure": format!("{}+{}", scheme.data, scheme.parity),
-                        "stats": self.store.stats(),
+                        "stats": stats,
+                        "disks": disks,
                     }),
                 )
             }

@@ -22,8 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{ChunkState, InBucket, ListQuery, MetaClient, MetaClientError, Result};
 
-/// The request header carrying the cluster's shared secret.
-pub const SECRET_HEADER: &str = "x-cairn-cluster-secret";
+pub use cairn_proto::auth::{SecretCheck, SECRET_HEADER};
 
 /// Why a client could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -372,40 +371,6 @@ impl MetadataService {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tonic::service::interceptor::InterceptedService::new(server, SecretCheck::new(secret))
     }
-}
-
-/// Refuses calls without the cluster secret (compared in constant time).
-#[derive(Clone)]
-pub struct SecretCheck {
-    secret: Arc<[u8]>,
-}
-
-impl SecretCheck {
-    /// A check for `secret`.
-    pub fn new(secret: &str) -> Self {
-        Self {
-            secret: Arc::from(secret.as_bytes()),
-        }
-    }
-}
-
-impl tonic::service::Interceptor for SecretCheck {
-    fn call(&mut self, req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
-        let given = req
-            .metadata()
-            .get(SECRET_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if constant_time_eq(given, &self.secret) {
-            Ok(req)
-        } else {
-            Err(tonic::Status::unauthenticated("the cluster secret is missing or wrong"))
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn to_reply<T: Serialize>(answer: Result<T>) -> Reply {

@@ -1,6 +1,9 @@
 //! Cairn's gRPC services and messages, generated from `proto/` at build time.
 //!
-//! Owns: nothing but the generated code. Must not depend on: any Cairn crate.
+//! Owns: the generated code, and the cluster-secret check every service puts in front of
+//! itself ([`auth`]). Must not depend on: any Cairn crate.
+
+pub mod auth;
 
 /// The metadata API (`proto/meta.proto`).
 pub mod meta {
@@ -12,4 +15,10 @@ pub mod meta {
 pub mod raft {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("cairn.raft.v1");
+}
+
+/// The shard API of a storage node (`proto/shard.proto`).
+pub mod shard {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("cairn.shard.v1");
 }

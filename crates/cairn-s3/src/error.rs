@@ -27,7 +27,7 @@ pub(crate) fn to_s3(e: Error) -> S3Error {
             "A conflicting operation replaced the copy source during the copy. Please try again."
         ),
         Error::Unavailable(m) => {
-            tracing::warn!(error = %m, "metadata unavailable");
+            tracing::warn!(error = %m, "unavailable");
             s3_error!(ServiceUnavailable, "please retry")
         }
         Error::Storage(m) => {

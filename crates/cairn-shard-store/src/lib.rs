@@ -1,7 +1,8 @@
 //! One disk's shards, in Cairn's own on-disk format.
 //!
-//! Owns: the [`ShardStore`] trait (put, checked get, delete, stats, compaction) and two
-//! implementations that pass the same conformance suite: [`SegmentStore`], the real one
+//! Owns: the [`ShardStore`] trait (put, checked get, delete, stat, list, health, compaction),
+//! the data path's only way to a disk, local or remote, and two in-process implementations
+//! that pass its conformance suite (`cairn-shard-client` adds the gRPC one): [`SegmentStore`], the real one
 //! (append-only segment files, group-commit fsync, recovery that skips damaged records and cuts
 //! only a torn tail, per-segment index files, compaction), and [`MemStore`], an in-memory one
 //! for tests.
@@ -25,8 +26,8 @@ mod mem;
 mod recover;
 mod segment;
 
-#[cfg(test)]
-mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 #[cfg(test)]
 mod recovery_tests;
 
@@ -47,8 +48,15 @@ pub struct ShardKey {
     pub index: u8,
 }
 
+impl ShardKey {
+    /// The first key of `chunk` (shard index 0).
+    pub fn first_of(chunk: ChunkId) -> Self {
+        Self { chunk, index: 0 }
+    }
+}
+
 /// Space accounting of one store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
     /// Number of live shards.
     pub shards: u64,
@@ -127,6 +135,14 @@ pub enum ShardStoreError {
     /// The store was closed.
     #[error("shard store is closed")]
     Closed,
+    /// The disk's node could not be reached or did not answer in time; the operation may or
+    /// may not have happened (a put or delete: retry it, both are idempotent).
+    #[error("storage node unavailable: {0}")]
+    Unavailable(String),
+    /// The disk's node refused the request as such (wrong cluster secret, malformed request,
+    /// unknown disk); retrying does not help.
+    #[error("storage node refused the request: {0}")]
+    Refused(String),
 }
 
 impl ShardStoreError {
@@ -143,11 +159,42 @@ impl ShardStoreError {
             Self::TooLarge(n) => Self::TooLarge(*n),
             Self::OutOfService(s) => Self::OutOfService(s.clone()),
             Self::Closed => Self::Closed,
+            Self::Unavailable(s) => Self::Unavailable(s.clone()),
+            Self::Refused(s) => Self::Refused(s.clone()),
         }
     }
 }
 
-/// A disk's worth of shards.
+/// Free and total bytes of the file system a disk lives on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Capacity {
+    /// Bytes of the file system.
+    pub total: u64,
+    /// Bytes still free for this process.
+    pub free: u64,
+}
+
+/// The state of one disk as its store sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiskHealth {
+    /// Space accounting of the shards.
+    pub stats: StoreStats,
+    /// Whether the disk accepts writes (false after a failed write or fdatasync).
+    pub writable: bool,
+    /// Shards known to be damaged (see [`ShardStore::damaged`]).
+    pub damaged: u64,
+    /// The file system's size and free space (`None` where the store keeps no files).
+    pub capacity: Option<Capacity>,
+}
+
+/// Most shards one [`ShardStore::list`] call returns.
+pub const MAX_LIST: usize = 10_000;
+
+/// A disk's worth of shards: the interface the data path reaches every disk through, local or
+/// on another node. Implemented in process by [`SegmentStore`] (and [`MemStore`] for tests)
+/// and over gRPC by `cairn-shard-client`; every implementation passes [`conformance::suite`].
+/// Every method is async because the disk may be a network away; every error keeps its kind
+/// ([`ShardStoreError`]) across the wire.
 #[async_trait::async_trait]
 pub trait ShardStore: Send + Sync + 'static {
     /// Stores `data` under `key`, replacing any previous shard with that key. Returns once the
@@ -160,31 +207,20 @@ pub trait ShardStore: Send + Sync + 'static {
     /// Removes the shard durably. Returns whether it existed.
     async fn delete(&self, key: ShardKey) -> Result<bool, ShardStoreError>;
 
-    /// The shard's length if it exists (index lookup only, no read).
-    fn shard_len(&self, key: ShardKey) -> Option<u32>;
+    /// The shard's length if it exists (an index lookup: no data is read).
+    async fn stat(&self, key: ShardKey) -> Result<Option<u32>, ShardStoreError>;
 
-    /// Whether the shard exists (index lookup only, no read).
-    fn contains(&self, key: ShardKey) -> bool {
-        self.shard_len(key).is_some()
-    }
-
-    /// Every shard the store holds, with its length, in key order (a snapshot of the index;
-    /// no data is read).
-    fn shards(&self) -> Vec<(ShardKey, u32)>;
-
-    /// Current space accounting.
-    fn stats(&self) -> StoreStats;
+    /// Up to `limit` (at most [`MAX_LIST`]) shards with keys after `after` (from the first
+    /// when `None`), with their lengths, in key order: a page of the index, no data read.
+    /// Fewer than `limit` means the end was reached.
+    async fn list(&self, after: Option<ShardKey>, limit: usize) -> Result<Vec<(ShardKey, u32)>, ShardStoreError>;
 
     /// Shards known to be damaged (found by recovery or by a read), in key order, until they
     /// are rewritten or deleted. Each should be rebuilt from parity and put again.
-    fn damaged(&self) -> Vec<ShardKey> {
-        Vec::new()
-    }
+    async fn damaged(&self) -> Result<Vec<ShardKey>, ShardStoreError>;
 
-    /// Whether the store still accepts writes (false after a failed write or fdatasync).
-    fn is_writable(&self) -> bool {
-        true
-    }
+    /// Space, writability and damage of the disk.
+    async fn health(&self) -> Result<DiskHealth, ShardStoreError>;
 
     /// Rewrites the live records of segments at least `opts.min_dead_ratio` dead into the
     /// active segment and removes them, at most `opts.max_bytes_per_sec`. Writes to the store

@@ -10,7 +10,7 @@
 //! A failed write or fdatasync takes the store out of service for writes: the kernel may have
 //! dropped the dirty pages, so nothing more is acknowledged from this disk. Reads go on.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -28,7 +28,8 @@ mod compact;
 use crate::format::{self, HEADER_LEN, KIND_SHARD, KIND_TOMBSTONE};
 use crate::recover::{self, Entry, KIND_DAMAGED};
 use crate::{
-    index_file, CompactOptions, CompactProgress, CompactionReport, ShardKey, ShardStore, ShardStoreError, StoreStats,
+    index_file, Capacity, CompactOptions, CompactProgress, CompactionReport, DiskHealth, ShardKey, ShardStore,
+    ShardStoreError, StoreStats, MAX_LIST,
 };
 use compact::Carried;
 
@@ -68,7 +69,7 @@ struct Segment {
 
 #[derive(Default)]
 struct State {
-    index: HashMap<ShardKey, Loc>,
+    index: BTreeMap<ShardKey, Loc>,
     /// The segment appended to; every other one is sealed.
     active: u64,
     segments: BTreeMap<u64, Segment>,
@@ -347,6 +348,38 @@ impl SegmentStore {
         }
     }
 
+    /// The shard's length if it exists (index lookup only, no read).
+    pub fn shard_len(&self, key: ShardKey) -> Option<u32> {
+        self.state.read().index.get(&key).map(|l| l.len)
+    }
+
+    /// Current space accounting.
+    pub fn stats(&self) -> StoreStats {
+        let st = self.state.read();
+        StoreStats {
+            shards: st.index.len() as u64,
+            live_bytes: st.live_bytes,
+            disk_bytes: st.segments.values().map(|s| s.size).sum(),
+        }
+    }
+
+    /// Shards known to be damaged (found by recovery or by a read), in key order.
+    pub fn damaged(&self) -> Vec<ShardKey> {
+        let mut v: Vec<ShardKey> = self.state.read().damaged.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether the store still accepts writes (false after a failed write or fdatasync).
+    pub fn is_writable(&self) -> bool {
+        self.failed.lock().is_none()
+    }
+
+    /// Every shard with its length, in key order (a snapshot of the index).
+    pub fn shards(&self) -> Vec<(ShardKey, u32)> {
+        self.state.read().index.iter().map(|(k, l)| (*k, l.len)).collect()
+    }
+
     /// Makes the next `n` fdatasync calls fail, as a failing disk would.
     #[cfg(test)]
     pub(crate) fn inject_sync_failures(&self, n: u32) {
@@ -403,7 +436,7 @@ impl ShardStore for SegmentStore {
     }
 
     async fn delete(&self, key: ShardKey) -> Result<bool, ShardStoreError> {
-        if !self.contains(key) {
+        if self.shard_len(key).is_none() {
             return Ok(false);
         }
         let (reply, rx) = oneshot::channel();
@@ -411,33 +444,36 @@ impl ShardStore for SegmentStore {
         rx.await.map_err(|_| ShardStoreError::Closed)?
     }
 
-    fn shard_len(&self, key: ShardKey) -> Option<u32> {
-        self.state.read().index.get(&key).map(|l| l.len)
+    async fn stat(&self, key: ShardKey) -> Result<Option<u32>, ShardStoreError> {
+        Ok(self.shard_len(key))
     }
 
-    fn stats(&self) -> StoreStats {
+    async fn list(&self, after: Option<ShardKey>, limit: usize) -> Result<Vec<(ShardKey, u32)>, ShardStoreError> {
         let st = self.state.read();
-        StoreStats {
-            shards: st.index.len() as u64,
-            live_bytes: st.live_bytes,
-            disk_bytes: st.segments.values().map(|s| s.size).sum(),
-        }
+        let range = match after {
+            Some(a) => st
+                .index
+                .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => st.index.range(..),
+        };
+        Ok(range.take(limit.min(MAX_LIST)).map(|(k, l)| (*k, l.len)).collect())
     }
 
-    fn damaged(&self) -> Vec<ShardKey> {
-        let mut v: Vec<ShardKey> = self.state.read().damaged.iter().copied().collect();
-        v.sort_unstable();
-        v
+    async fn damaged(&self) -> Result<Vec<ShardKey>, ShardStoreError> {
+        Ok(self.damaged())
     }
 
-    fn is_writable(&self) -> bool {
-        self.failed.lock().is_none()
-    }
-
-    fn shards(&self) -> Vec<(ShardKey, u32)> {
-        let mut v: Vec<(ShardKey, u32)> = self.state.read().index.iter().map(|(k, l)| (*k, l.len)).collect();
-        v.sort_unstable();
-        v
+    async fn health(&self) -> Result<DiskHealth, ShardStoreError> {
+        let capacity = rustix::fs::statvfs(&self.dir).ok().map(|v| Capacity {
+            total: v.f_blocks.saturating_mul(v.f_frsize),
+            free: v.f_bavail.saturating_mul(v.f_frsize),
+        });
+        Ok(DiskHealth {
+            stats: self.stats(),
+            writable: self.is_writable(),
+            damaged: self.state.read().damaged.len() as u64,
+            capacity,
+        })
     }
 
     async fn compact(

@@ -57,8 +57,8 @@ pub enum Error {
     /// the copy conditions again) and retry.
     #[error("the copy source changed during the copy")]
     SourceChanged,
-    /// The metadata is not reachable now; retry.
-    #[error("metadata unavailable: {0}")]
+    /// The metadata or a storage node is not reachable now; retry.
+    #[error("unavailable: {0}")]
     Unavailable(String),
     /// Data could not be read or written (too many shards lost, disk failures).
     #[error("storage failure: {0}")]
@@ -107,6 +107,16 @@ impl From<cairn_meta_client::MetaClientError> for Error {
             E::Unavailable(_) | E::NotLeader { .. } => Error::Unavailable(e.to_string()),
             E::Meta(m) => m.into(),
             E::Refused(_) => Error::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<cairn_shard_store::ShardStoreError> for Error {
+    fn from(e: cairn_shard_store::ShardStoreError) -> Self {
+        use cairn_shard_store::ShardStoreError as E;
+        match e {
+            E::Unavailable(_) => Error::Unavailable(e.to_string()),
+            _ => Error::Storage(e.to_string()),
         }
     }
 }

@@ -34,7 +34,7 @@ pub use api::{AccessKey, Bucket, ListPage, Object, Part, PartRange, UnixMillis, 
 pub use cairn_chunk::ChunkerParams;
 pub use cairn_meta::{Checksums, ObjectAttrs};
 pub use cairn_meta_client::GroupStatus;
-pub use cairn_shard_store::CompactOptions;
+pub use cairn_shard_store::{Capacity, CompactOptions, DiskHealth};
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
 pub use key_cache::{BUCKET_CACHE_TTL, KEY_CACHE_TTL};

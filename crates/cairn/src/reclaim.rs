@@ -288,24 +288,32 @@ impl Store {
 
     /// Deletes every shard of `ids` on every disk; returns the shard bytes deleted.
     async fn delete_shards(&self, ids: &[ChunkId]) -> Result<u64> {
-        let mut deletes = Vec::new();
-        for disk in &self.inner.disks {
+        // One listing per disk and chunk (its shards are adjacent in key order), then the
+        // deletes, all disks at once.
+        let per_disk = self.inner.disks.iter().map(|disk| async move {
+            let mut bytes = 0;
             for id in ids {
-                for index in 0..MAX_SHARDS {
-                    let key = ShardKey { chunk: *id, index };
-                    if let Some(len) = disk.shard_len(key) {
-                        let disk = disk.clone();
-                        deletes.push(async move {
-                            disk.delete(key)
-                                .await
-                                .map(|_| u64::from(len))
-                                .map_err(|e| Error::Storage(e.to_string()))
-                        });
+                let after = ShardKey::first_of(*id);
+                let mut shards = Vec::new();
+                if let Some(len) = disk.stat(after).await.map_err(storage)? {
+                    shards.push((after, len));
+                }
+                shards.extend(
+                    disk.list(Some(after), usize::from(MAX_SHARDS))
+                        .await
+                        .map_err(storage)?
+                        .into_iter()
+                        .take_while(|(k, _)| k.chunk == *id),
+                );
+                for (key, len) in shards {
+                    if disk.delete(key).await.map_err(storage)? {
+                        bytes += u64::from(len);
                     }
                 }
             }
-        }
-        Ok(futures::future::try_join_all(deletes).await?.into_iter().sum())
+            Ok::<u64, Error>(bytes)
+        });
+        Ok(futures::future::try_join_all(per_disk).await?.into_iter().sum())
     }
 
     /// One collector pass: collects chunks unreferenced for the grace period, then forgets
@@ -459,10 +467,10 @@ impl Store {
     /// copies of shards on disks their record does not place them on.
     async fn sweep(&self, t: &mut Tracker, grace: Duration, worker: &Worker) -> Result<PassOutcome> {
         let mut out = PassOutcome::default();
-        let disks = self.inner.disks.clone();
-        let listing = tokio::task::spawn_blocking(move || disks.iter().map(|d| d.shards()).collect::<Vec<_>>())
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let mut listing = Vec::with_capacity(self.inner.disks.len());
+        for disk in &self.inner.disks {
+            listing.push(list_all(&**disk).await?);
+        }
         let ids: Vec<ChunkId> = listing
             .iter()
             .flatten()
@@ -486,7 +494,14 @@ impl Store {
                 let i = usize::from(key.index);
                 let placed = i < rec.scheme.total() && disk_for(&key.chunk, i, n) == d;
                 // An extra copy goes only if the placed one exists (or the index is unused).
-                if !placed && (i >= rec.scheme.total() || self.inner.disks[disk_for(&key.chunk, i, n)].contains(*key)) {
+                if !placed
+                    && (i >= rec.scheme.total()
+                        || self.inner.disks[disk_for(&key.chunk, i, n)]
+                            .stat(*key)
+                            .await
+                            .map_err(storage)?
+                            .is_some())
+                {
                     misplaced.push((d, *key, *len));
                 }
             }
@@ -652,5 +667,24 @@ impl Store {
             passes_done: info.done,
             workers,
         })
+    }
+}
+
+fn storage(e: cairn_shard_store::ShardStoreError) -> Error {
+    Error::from(e)
+}
+
+/// Every shard of `disk` with its length, in key order, a page at a time.
+async fn list_all(disk: &dyn cairn_shard_store::ShardStore) -> Result<Vec<(ShardKey, u32)>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = disk.list(after, cairn_shard_store::MAX_LIST).await.map_err(storage)?;
+        let full = page.len() == cairn_shard_store::MAX_LIST;
+        after = page.last().map(|(k, _)| *k);
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
     }
 }

@@ -8,7 +8,7 @@ use cairn_meta::{
     Body, BucketRecord, Checksums, Command, MetaError, ObjectAttrs, ObjectRecord, PartRecord, Response, UploadRecord,
 };
 use cairn_meta_client::{InBucket, ListQuery, MetaClient};
-use cairn_shard_store::ShardStore;
+use cairn_shard_store::{DiskHealth, ShardStore};
 use cairn_types::{limits, BucketName, ErasureScheme};
 
 use crate::api::{AccessKey, Bucket, ListPage, Object, Part, PartRange, Upload};
@@ -225,16 +225,21 @@ impl Store {
         self.inner.budget.reserved()
     }
 
-    /// Space used, summed over the disks.
-    pub fn stats(&self) -> StoreStats {
+    /// Space used, summed over the disks; fails if a disk cannot be asked.
+    pub async fn stats(&self) -> Result<StoreStats> {
         let mut s = StoreStats::default();
-        for d in &self.inner.disks {
-            let ds = d.stats();
+        for h in self.disk_health().await {
+            let ds = h?.stats;
             s.shards += ds.shards;
             s.live_bytes += ds.live_bytes;
             s.disk_bytes += ds.disk_bytes;
         }
-        s
+        Ok(s)
+    }
+
+    /// The health of every disk, in placement order (all asked at once).
+    pub async fn disk_health(&self) -> Vec<Result<DiskHealth>> {
+        futures::future::join_all(self.inner.disks.iter().map(|d| async move { Ok(d.health().await?) })).await
     }
 
     /// Validates `cmd` (a malformed command never reaches the log) and proposes it.

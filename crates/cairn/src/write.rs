@@ -533,7 +533,7 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
                 shard,
             )
             .await
-            .map_err(|e| Error::Storage(e.to_string()))
+            .map_err(Error::from)
         }
     });
     futures::future::try_join_all(writes).await?;

@@ -33,9 +33,9 @@ async fn survives_restart_and_two_lost_disks_of_six() {
         put(&store, "big", &big).await;
         put(&store, "small", &small).await;
         // Same content again: nothing new is stored.
-        let before = store.stats().live_bytes;
+        let before = store.stats().await.unwrap().live_bytes;
         put(&store, "big-again", &big).await;
-        assert_eq!(store.stats().live_bytes, before);
+        assert_eq!(store.stats().await.unwrap().live_bytes, before);
         store.shutdown().await;
     }
     // Lose disk 0 entirely and corrupt every record of disk 3.

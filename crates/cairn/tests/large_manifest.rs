@@ -74,12 +74,12 @@ async fn copies_share_pages_and_a_replaced_version_stays_readable_for_reads_unde
     let store = open_with_bucket(dir.path(), 1, config()).await;
     let src = put(&store, "src", &body).await;
     let guard = store.bucket_guard("bkt").await.unwrap();
-    let before = store.stats().live_bytes;
+    let before = store.stats().await.unwrap().live_bytes;
     let copy = store
         .copy_object("bkt", "src", &src, &guard, "dst", None, "me")
         .await
         .unwrap();
-    assert_eq!(store.stats().live_bytes, before, "a copy writes no data");
+    assert_eq!(store.stats().await.unwrap().live_bytes, before, "a copy writes no data");
     assert!(copy.manifest_pages().is_some());
     assert_eq!((copy.size, &copy.etag), (src.size, &src.etag));
 

@@ -69,10 +69,10 @@ async fn unreferenced_data_goes_and_live_data_stays() {
     let pending_body = data(3 << 20, 23);
     let pending = store.stage(frames(&pending_body), u64::MAX, false).await.unwrap();
 
-    let before = store.stats();
+    let before = store.stats().await.unwrap();
     run(&store).await;
     run(&store).await;
-    let after = store.stats();
+    let after = store.stats().await.unwrap();
     commit(&store, "pending", pending).await;
     read_back(&store, "keep", &keep).await;
     read_back(&store, "overwritten", &newer).await;
@@ -102,7 +102,11 @@ async fn nothing_goes_before_the_grace_period() {
     run(&store).await;
     let status = store.reclaim_status().await.unwrap();
     assert!(status.pending_chunks > 0, "{status:?}");
-    assert!(store.stats().live_bytes >= 2 << 20, "{:?}", store.stats());
+    assert!(
+        store.stats().await.unwrap().live_bytes >= 2 << 20,
+        "{:?}",
+        store.stats().await.unwrap()
+    );
     // Uploaded again, the chunks are referenced again without being written.
     put(&store, "x", &body).await;
     read_back(&store, "x", &body).await;

@@ -6,6 +6,7 @@ mod credentials;
 mod keys;
 mod meta_node;
 mod server;
+mod storage_node;
 
 use clap::{Parser, Subcommand};
 
@@ -22,7 +23,10 @@ enum Command {
     Server(config::ServerArgs),
     /// Run a metadata node: the Raft group's state, served over gRPC to gateways.
     MetaNode(meta_node::MetaNodeArgs),
-    /// Run an S3 gateway with its own disks, its metadata on a meta-node (`--meta`).
+    /// Run a storage node: its disks, served over gRPC to gateways.
+    StorageNode(storage_node::StorageNodeArgs),
+    /// Run an S3 gateway: metadata on meta-nodes (`--meta`), shards on storage nodes
+    /// (`--storage`) or on disks of its own.
     Gateway(GatewayArgs),
     /// Administer the metadata group (form it, see its state).
     Meta {
@@ -50,6 +54,11 @@ struct GatewayArgs {
     /// Addresses of the meta-nodes (host:port,...): any of them, the gateway finds the leader
     #[arg(long, value_name = "ADDR,...")]
     meta: String,
+    /// Addresses of the storage nodes (host:port,...) whose disks hold the shards, in a fixed
+    /// order (placement follows it; the gateway refuses to start if it changed). Without it,
+    /// the gateway keeps shards on `--disks` disks of its own
+    #[arg(long, value_name = "ADDR,...")]
+    storage: Option<String>,
     #[command(flatten)]
     server: config::ServerArgs,
 }
@@ -63,7 +72,14 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => rt.block_on(server::run(args, server::Metadata::InProcess)),
         Command::MetaNode(args) => rt.block_on(meta_node::run(args)),
         Command::Meta { command } => rt.block_on(meta_node::admin(command)),
-        Command::Gateway(args) => rt.block_on(server::run(args.server, server::Metadata::Remote(args.meta))),
+        Command::StorageNode(args) => rt.block_on(storage_node::run(args)),
+        Command::Gateway(args) => rt.block_on(server::run(
+            args.server,
+            server::Metadata::Remote {
+                meta: args.meta,
+                storage: args.storage,
+            },
+        )),
         Command::Key { command, admin } => rt.block_on(keys::run(command, admin)),
         Command::Admin { command, admin } => rt.block_on(admin::run(command, admin)),
     }

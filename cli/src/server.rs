@@ -31,8 +31,14 @@ pub(crate) async fn shutdown_signal() {
 pub enum Metadata {
     /// A metadata node in this process, on the data directory (`cairn server`).
     InProcess,
-    /// A meta-node at this address, over gRPC (`cairn gateway --meta ADDR`).
-    Remote(String),
+    /// Meta-nodes at these addresses, over gRPC (`cairn gateway --meta ADDR,...`), and the
+    /// storage nodes holding the shards (`--storage ADDR,...`; without it, disks of its own).
+    Remote {
+        /// Meta-node addresses, comma-separated.
+        meta: String,
+        /// Storage node addresses, comma-separated.
+        storage: Option<String>,
+    },
 }
 
 /// How long a gateway waits for each metadata call before it fails as unavailable (503).
@@ -54,7 +60,9 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
     let cfg = ServerConfig::load(&args)?;
     match &metadata {
         Metadata::InProcess => tracing::info!(config = ?cfg, "starting cairn server"),
-        Metadata::Remote(addr) => tracing::info!(config = ?cfg, meta = %addr, "starting cairn gateway"),
+        Metadata::Remote { meta, storage } => {
+            tracing::info!(config = ?cfg, meta = %meta, storage = ?storage, "starting cairn gateway")
+        }
     }
     // Owner-only: the directory holds the root credentials and every object's bytes.
     std::fs::DirBuilder::new()
@@ -83,7 +91,7 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
                 .context("opening the store")?,
             None,
         ),
-        Metadata::Remote(addr) => {
+        Metadata::Remote { meta: addr, storage } => {
             let secret = crate::meta_node::cluster_secret()?;
             let addrs: Vec<&str> = addr.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
             let meta = cairn_meta_client::grpc::GrpcMetaClient::new(&addrs, META_CALL_TIMEOUT, &secret)
@@ -98,10 +106,16 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
                     let _ = probe.check_ready().await;
                 }
             });
-            let (store, lock) =
-                cairn_local::open_with_meta(&cfg.data, cfg.disks, store_config, std::sync::Arc::new(meta))
+            let meta = std::sync::Arc::new(meta);
+            let (store, lock) = match storage {
+                None => cairn_local::open_with_meta(&cfg.data, cfg.disks, store_config, meta)
                     .await
-                    .context("opening the disks")?;
+                    .context("opening the disks")?,
+                Some(nodes) => {
+                    let disks = crate::storage_node::connect_all(&cfg.data, nodes, &secret).await?;
+                    cairn_local::open_remote(&cfg.data, disks, store_config, meta).context("opening the store")?
+                }
+            };
             (store, Some(lock))
         }
     };

@@ -94,6 +94,21 @@ impl Server {
         Self::start_role(&["gateway", "--meta", meta_addr], data, disks, true, &[], env).0
     }
 
+    /// Starts `cairn gateway --meta META_ADDR --storage STORAGE_ADDRS` (an S3 gateway keeping
+    /// shards on storage nodes), with the test root credentials and `env` (which must hold
+    /// `CAIRN_CLUSTER_SECRET`).
+    pub fn start_gateway_on(data: &Path, meta_addr: &str, storage_addrs: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_role(
+            &["gateway", "--meta", meta_addr, "--storage", storage_addrs],
+            data,
+            1,
+            true,
+            &[],
+            env,
+        )
+        .0
+    }
+
     fn start_role(
         role: &[&str],
         data: &Path,
@@ -589,6 +604,68 @@ impl MetaNode {
             .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
             .output()
             .expect("run cairn meta")
+    }
+}
+
+/// A `cairn storage-node` process (killed when dropped).
+pub struct StorageNode {
+    child: Option<Child>,
+    /// Its gRPC address.
+    pub addr: String,
+    /// Its id, as it printed it.
+    pub node_id: String,
+}
+
+impl StorageNode {
+    /// Starts `cairn storage-node` with `disks` disks on `data`, listening on `listen`; returns
+    /// once it is ready.
+    pub fn start(data: &Path, disks: usize, listen: &str) -> StorageNode {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .unwrap();
+        let mut child = Command::new(cairn_bin())
+            .args(["storage-node", "--listen", listen, "--metrics-listen", "127.0.0.1:0"])
+            .args(["--disks", &disks.to_string(), "--data"])
+            .arg(data)
+            .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let (mut addr, mut node_id) = (None, None);
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("Shard API: ") {
+                addr = Some(a.to_string());
+            } else if let Some(n) = line.strip_prefix("Node: ") {
+                node_id = Some(n.to_string());
+            } else if line == "Ready." {
+                break;
+            }
+        }
+        StorageNode {
+            child: Some(child),
+            addr: addr.expect("the storage node printed its address (see its log)"),
+            node_id: node_id.expect("the storage node printed its id"),
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for StorageNode {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 

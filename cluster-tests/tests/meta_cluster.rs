@@ -1,4 +1,5 @@
-//! Three meta-node processes in one Raft group, a gateway given all three: objects written
+//! Three meta-node processes in one Raft group, a storage node (three disks) and a gateway
+//! given all of them (its shards on the storage node over gRPC): objects written
 //! before and after the leader is killed with -9 are all acknowledged and read back
 //! bit-exact; the killed node, restarted on its data, rejoins and catches up; S3 clients
 //! writing without pause see no failure through three leader kills in a row; the group grows
@@ -7,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use cairn_cluster_tests::{
-    assert_ok, file_hash, own_loopback, read_counter, wait_for, write_random_file, MetaNode, Server, TestDir,
-    CLUSTER_SECRET,
+    assert_ok, file_hash, own_loopback, read_counter, wait_for, write_random_file, MetaNode, Server, StorageNode,
+    TestDir, CLUSTER_SECRET,
 };
 
 #[test]
@@ -17,10 +18,11 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let meta = addrs.join(",");
-    let gateway = Server::start_gateway(
+    let storage = StorageNode::start(&tmp.path().join("storage"), 3, &own_loopback());
+    let gateway = Server::start_gateway_on(
         &tmp.path().join("gateway"),
-        3,
         &meta,
+        &storage.addr,
         &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
     );
     gateway.aws_ok(&["s3", "mb", "s3://bkt"]);
@@ -211,10 +213,11 @@ fn continuous_traffic_survives_three_leader_kills() {
     let tmp = TestDir::new();
     let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-    let gateway = Server::start_gateway(
+    let storage = StorageNode::start(&tmp.path().join("storage"), 3, &own_loopback());
+    let gateway = Server::start_gateway_on(
         &tmp.path().join("gateway"),
-        3,
         &addrs.join(","),
+        &storage.addr,
         &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
     );
     let work = tmp.path().join("traffic");

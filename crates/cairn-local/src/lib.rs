@@ -42,29 +42,10 @@ pub async fn open(dir: &Path, disks: usize, config: StoreConfig) -> Result<Store
     }
 }
 
-/// Holds `dir` for this process: a second process asking for it is refused. Released when
-/// dropped.
-#[derive(Debug)]
-pub struct DirLock(#[allow(dead_code)] std::fs::File);
+pub use cairn_storage_node::DirLock;
 
 fn lock_dir(dir: &Path) -> Result<DirLock> {
-    use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("creating {}: {e}", dir.display())))?;
-    let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::Storage(format!("opening {}: {e}", path.display())))?;
-    // SAFETY: flock on a descriptor this function owns; no memory is shared.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::Storage(format!(
-            "{} is in use by another process",
-            dir.display()
-        )));
-    }
-    Ok(DirLock(file))
+    cairn_storage_node::lock_dir(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))
 }
 
 /// Opens the `disks` disks under `dir/disks` and a store over them whose metadata is reached
@@ -93,4 +74,19 @@ async fn open_disks(dir: &Path, disks: usize, config: &StoreConfig) -> Result<Ve
         .await
         .map_err(|e| Error::Storage(e.to_string()))?
         .map_err(|e| Error::Storage(e.to_string()))
+}
+
+/// A store over `disks` reached elsewhere (a gateway: the disks of storage nodes, over gRPC)
+/// and metadata reached through `meta`. `dir` (the gateway's own directory: its credentials)
+/// is locked; keep the returned lock as long as the store. The erasure scheme follows from
+/// the number of disks.
+pub fn open_remote(
+    dir: &Path,
+    disks: Vec<Arc<dyn ShardStore>>,
+    config: StoreConfig,
+    meta: Arc<dyn MetaClient>,
+) -> Result<(Store, DirLock)> {
+    let scheme = ErasureScheme::for_disks(disks.len()).map_err(|e| Error::Storage(e.to_string()))?;
+    let lock = lock_dir(dir)?;
+    Ok((Store::from_parts(meta, disks, scheme, config), lock))
 }

@@ -177,8 +177,12 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes
     let k = usize::from(record.scheme.data);
     let total = record.scheme.total();
     let n = inner.disks.len();
+    // Whether a shard was missing because its disk could not be reached (not because it was
+    // lost or damaged): a chunk that cannot be decoded then is unavailable (503), not failed.
+    let unreachable = std::sync::atomic::AtomicBool::new(false);
     let read = |i: usize| {
         let disk = inner.disks[disk_for(&c.id, i, n)].clone();
+        let unreachable = &unreachable;
         async move {
             match disk
                 .get(ShardKey {
@@ -189,6 +193,9 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes
             {
                 Ok(s) => s,
                 Err(e) => {
+                    if matches!(e, cairn_shard_store::ShardStoreError::Unavailable(_)) {
+                        unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     tracing::warn!(chunk = %c.id, shard = i, error = %e, "shard unreadable; rebuilding from the others");
                     metrics::counter!("cairn_shard_read_errors_total").increment(1);
                     None
@@ -205,10 +212,15 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes
     }
     let len = c.len as usize;
     let id = c.id;
+    let unreachable = unreachable.into_inner();
     tokio::task::spawn_blocking(move || {
-        let data = codec
-            .decode(slots, len)
-            .map_err(|e| Error::Storage(format!("chunk {id}: {e}")))?;
+        let data = codec.decode(slots, len).map_err(|e| {
+            if unreachable {
+                Error::Unavailable(format!("chunk {id}: storage nodes unreachable: {e}"))
+            } else {
+                Error::Storage(format!("chunk {id}: {e}"))
+            }
+        })?;
         if chunk_id(&data) != id {
             metrics::counter!("cairn_chunk_verify_failures_total").increment(1);
             return Err(Error::Storage(format!("chunk {id} failed BLAKE3 verification")));

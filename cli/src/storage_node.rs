@@ -1,0 +1,151 @@
+//! `cairn storage-node`: the storage role on its own. The node's disks (`DIR/disks/NN`, each a
+//! segment store) served over gRPC (`proto/shard.proto`) to gateways, which must present the
+//! cluster's shared secret (`CAIRN_CLUSTER_SECRET`). The node's id is kept in `DIR/node-id`.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_shard_store::SegmentStoreOptions;
+
+/// Flags of `cairn storage-node`.
+#[derive(clap::Args, Debug)]
+pub struct StorageNodeArgs {
+    /// Data directory (the node's id, and its disks in DIR/disks/NN)
+    #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-storage")]
+    pub data: PathBuf,
+    /// Number of disk directories (fixed once created)
+    #[arg(long, env = "CAIRN_DISKS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub disks: u16,
+    /// gRPC listen address of the shard API
+    #[arg(long, env = "CAIRN_STORAGE_ADDR", default_value = "127.0.0.1:9200")]
+    pub listen: SocketAddr,
+    /// HTTP listen address of `/metrics` (Prometheus: damaged records found, shard I/O)
+    #[arg(long, env = "CAIRN_STORAGE_METRICS_ADDR", default_value = "127.0.0.1:9201")]
+    pub metrics_listen: SocketAddr,
+    /// Size at which a segment file is sealed and a new one started, in bytes
+    #[arg(long, env = "CAIRN_SEGMENT_BYTES", default_value_t = 256 << 20)]
+    pub segment_bytes: u64,
+}
+
+pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
+    crate::server::init_tracing();
+    cairn_gateway::install_metrics();
+    let secret = crate::meta_node::cluster_secret()?;
+    tracing::info!(data = %args.data.display(), listen = %args.listen, disks = args.disks, "starting cairn storage-node");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let (lock, node_id, disks) = {
+        let dir = args.data.clone();
+        let count = usize::from(args.disks);
+        let opts = SegmentStoreOptions {
+            segment_bytes: args.segment_bytes,
+            ..Default::default()
+        };
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            // The lock first: no second process may run recovery on segments this one appends to.
+            let lock = cairn_storage_node::lock_dir(&dir).with_context(|| format!("locking {}", dir.display()))?;
+            let id = cairn_storage_node::node_identity(&dir).context("reading the node's id")?;
+            let disks = cairn_storage_node::open_disks(&dir, count, &opts)?;
+            Ok((lock, id, disks))
+        })
+        .await??
+    };
+    let incoming = tonic::transport::server::TcpIncoming::bind(args.listen)
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?
+        .with_nodelay(Some(true));
+    let addr = incoming.local_addr()?;
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let metrics = tokio::spawn(cairn_gateway::serve_metrics(metrics_listener, std::future::pending()));
+    let service = cairn_shard_client::ShardService::new(node_id.clone(), disks, &secret);
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Shard API: {addr}")?;
+        writeln!(out, "Node: {node_id}")?;
+        writeln!(out, "Metrics: http://{metrics_addr}/metrics")?;
+        writeln!(out, "Data: {}", args.data.display())?;
+        writeln!(out, "Ready.")?;
+        out.flush()?;
+    }
+    // Callers set their deadlines (`grpc-timeout`); every caller has proven the cluster secret;
+    // what one connection can hold is bounded (streams, and the service's put budget), and
+    // dead peers are found by keep-alive.
+    let served = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(256)
+        .max_concurrent_streams(Some(256))
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
+        .await;
+    metrics.abort();
+    served.context("serving the shard API")?;
+    drop(lock);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How long a gateway waits for each shard call before it fails as unavailable.
+const SHARD_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The disks of the storage nodes at `addrs` (comma-separated), node after node, each node's
+/// disks in their order: the placement order. Waits for every node to answer. The layout (node
+/// ids and disk counts, in order) is kept in `dir/storage-layout` on the first start and must
+/// match on every later one: a node listed in another order, replaced or given other disks
+/// would move every shard's place. A gateway's own disks are the alternative, not a mix.
+pub async fn connect_all(
+    dir: &std::path::Path,
+    addrs: &str,
+    secret: &str,
+) -> anyhow::Result<Vec<std::sync::Arc<dyn cairn_shard_store::ShardStore>>> {
+    let mut disks = Vec::new();
+    let mut layout = String::new();
+    for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let mut delay = Duration::from_millis(100);
+        let node = loop {
+            match cairn_shard_client::connect(addr, secret, SHARD_CALL_TIMEOUT).await {
+                Ok(n) => break n,
+                Err(e @ cairn_shard_store::ShardStoreError::Refused(_)) => {
+                    anyhow::bail!("the storage node at {addr} refused this gateway: {e} (check CAIRN_CLUSTER_SECRET)")
+                }
+                Err(e) => tracing::warn!(storage = %addr, error = %e, "waiting for the storage node"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        };
+        tracing::info!(storage = %addr, node = %node.node_id, disks = node.disks.len(), "storage node found");
+        layout.push_str(&format!("{} {}\n", node.node_id, node.disks.len()));
+        disks.extend(node.disks);
+    }
+    if disks.is_empty() {
+        anyhow::bail!("--storage names no storage node");
+    }
+    let path = dir.join("storage-layout");
+    match std::fs::read_to_string(&path) {
+        Ok(kept) if kept == layout => {}
+        Ok(kept) => anyhow::bail!(
+            "the storage nodes are not those this gateway placed shards on (kept in {}):\n{kept}now:\n{layout}\nlist them in the same order",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            let tmp = dir.join("storage-layout.tmp");
+            std::fs::write(&tmp, &layout)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    Ok(disks)
+}

@@ -179,7 +179,7 @@ impl ShardStore for GrpcShardStore {
         let len = usize::try_from(header.len)
             .ok()
             .filter(|l| *l <= MAX_SHARD_BYTES)
-            .ok_or_else(|| ShardStoreError::TooLarge(header.len as usize))?;
+            .ok_or(ShardStoreError::TooLarge(header.len as usize))?;
         let mut buf = BytesMut::with_capacity(len);
         loop {
             match next(stream.next().await)? {

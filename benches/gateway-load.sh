@@ -3,7 +3,7 @@
 # separate meta-node processes (default 1; gRPC on 127.0.0.1), all fresh release processes:
 # compare with benches/one-load.sh (everything in one process) to see what the metadata round
 # trips and replication cost (docs/PERFORMANCE.md).
-# usage: benches/gateway-load.sh BINDIR SIZE CONCURRENCY SECONDS [MEMBERS]
+# usage: [DISKS=N] benches/gateway-load.sh BINDIR SIZE CONCURRENCY SECONDS [MEMBERS]  (the gateway's own disks, default 1)
 set -e
 BIN=$1; SIZE=$2; CONC=$3; DUR=$4; MEMBERS=${5:-1}
 DATA=$(mktemp -d /tmp/cairn-gw-bench.XXXX)
@@ -11,7 +11,7 @@ export CAIRN_ROOT_ACCESS_KEY=CKBENCH0000000000001 CAIRN_ROOT_SECRET_KEY=bench-se
 export CAIRN_CLUSTER_SECRET=bench-cluster-secret-000000
 . "$(dirname "$0")/meta-group.sh"
 meta_group $BIN $MEMBERS $DATA
-$BIN/cairn gateway --meta $MA --data $DATA/gw --disks 1 --s3-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 > $DATA/gw.out 2> $DATA/gw.err &
+$BIN/cairn gateway --meta $MA --data $DATA/gw --disks ${DISKS:-1} --s3-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 > $DATA/gw.out 2> $DATA/gw.err &
 GPID=$!
 trap 'kill -TERM $GPID ${MPIDS[@]}; wait $GPID ${MPIDS[@]}; rm -rf $DATA' EXIT
 until grep -q Ready. $DATA/gw.out; do sleep 0.2; done

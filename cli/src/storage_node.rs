@@ -85,6 +85,9 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_keepalive(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(cairn_shard_client::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(cairn_shard_client::CONNECTION_WINDOW_BYTES)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
         .await;

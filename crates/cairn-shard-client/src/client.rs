@@ -36,6 +36,9 @@ pub async fn connect(addr: &str, secret: &str, timeout: Duration) -> Result<Remo
         .map_err(|e| ShardStoreError::Refused(format!("invalid storage node address {addr}: {e}")))?
         .connect_timeout(timeout)
         .tcp_nodelay(true)
+        // HTTP/2's default 64 KiB windows would make every shard wait for window updates.
+        .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(timeout)
         .connect_lazy();
@@ -180,7 +183,24 @@ impl ShardStore for GrpcShardStore {
             .ok()
             .filter(|l| *l <= MAX_SHARD_BYTES)
             .ok_or(ShardStoreError::TooLarge(header.len as usize))?;
+        let first = match next(stream.next().await)? {
+            Some(get_piece::Piece::Data(d)) => Some(d),
+            Some(get_piece::Piece::Failure(f)) => return Err(from_failure(f, Some(key))),
+            Some(get_piece::Piece::Header(_)) => return Err(corrupt(key)),
+            None => None,
+        };
+        // A shard that came in one piece is used as it came, without a copy.
+        if let Some(d) = first.as_ref().filter(|d| d.len() == len) {
+            if next(stream.next().await)?.is_some() || crc32fast::hash(d) != header.crc32 {
+                return Err(corrupt(key));
+            }
+            return Ok(first);
+        }
         let mut buf = BytesMut::with_capacity(len);
+        buf.extend_from_slice(first.as_deref().unwrap_or_default());
+        if buf.len() > len {
+            return Err(corrupt(key));
+        }
         loop {
             match next(stream.next().await)? {
                 Some(get_piece::Piece::Data(d)) => {

@@ -27,3 +27,10 @@ pub use server::{SecuredShards, ShardService, MAX_SHARD_BYTES, PUT_BUDGET_BYTES}
 /// Bytes of shard data per gRPC message: below tonic's 4 MiB message limit with room to
 /// spare, large enough that the per-message cost is negligible.
 pub const PIECE_BYTES: usize = 1 << 20;
+
+/// HTTP/2 flow-control window per stream, both ends: a whole 4 MiB shard in flight without
+/// waiting for window updates (the default is 64 KiB).
+pub const STREAM_WINDOW_BYTES: u32 = 4 << 20;
+
+/// HTTP/2 flow-control window per connection, both ends: room for several shards at once.
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;

@@ -14,6 +14,9 @@ pub enum AdminCommand {
     /// The metadata group's Raft state as the server's meta-node sees it: term, leader,
     /// log, applied and snapshot index, members and their lag.
     Meta,
+    /// Storage nodes as they last reported themselves: id, address, zone, disks, capacity and
+    /// the age of their last heartbeat.
+    Storage,
     /// Space reclamation: unreferenced data, what was reclaimed, runs.
     Gc {
         #[command(subcommand)]
@@ -194,6 +197,10 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
             let s: cairn_meta_client::GroupStatus = get(&root, format!("{base}/admin/v1/meta")).await?;
             crate::meta_node::print_status(&s);
         }
+        AdminCommand::Storage => {
+            let nodes: Vec<serde_json::Value> = get(&root, format!("{base}/admin/v1/storage")).await?;
+            print_storage(&nodes);
+        }
         AdminCommand::Workers => {
             let workers: Vec<Worker> = get(&root, format!("{base}/admin/v1/workers")).await?;
             println!(
@@ -226,4 +233,30 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+fn print_storage(nodes: &[serde_json::Value]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    println!(
+        "{:<36} {:<21} {:<10} {:>5} {:>10} {:>10} {:>8} {:>9}",
+        "NODE", "ADDRESS", "ZONE", "DISKS", "FREE", "TOTAL", "SHARDS", "HEARTBEAT"
+    );
+    for n in nodes {
+        let disks = n["disks"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let sum = |field: &str| disks.iter().filter_map(|d| d[field].as_u64()).sum::<u64>();
+        let age = now - n["heartbeat"].as_i64().unwrap_or(0);
+        println!(
+            "{:<36} {:<21} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}s",
+            n["id"].as_str().unwrap_or("?"),
+            n["addr"].as_str().unwrap_or("?"),
+            n["zone"].as_str().unwrap_or("?"),
+            disks.len(),
+            human_bytes(sum("capacity_free")),
+            human_bytes(sum("capacity_total")),
+            sum("shards"),
+            age.max(0) / 1000
+        );
+    }
 }

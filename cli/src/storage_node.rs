@@ -1,6 +1,8 @@
 //! `cairn storage-node`: the storage role on its own. The node's disks (`DIR/disks/NN`, each a
 //! segment store) served over gRPC (`proto/shard.proto`) to gateways, which must present the
-//! cluster's shared secret (`CAIRN_CLUSTER_SECRET`). The node's id is kept in `DIR/node-id`.
+//! cluster's shared secret (`CAIRN_CLUSTER_SECRET`). The node's id is kept in `DIR/node-id`;
+//! with `--meta` it reports itself (id, address, zone, disks, capacity) to the metadata at start
+//! and every [`HEARTBEAT`] after.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -28,6 +30,53 @@ pub struct StorageNodeArgs {
     /// Size at which a segment file is sealed and a new one started, in bytes
     #[arg(long, env = "CAIRN_SEGMENT_BYTES", default_value_t = 256 << 20)]
     pub segment_bytes: u64,
+    /// Addresses of the meta-nodes (host:port,...): the node reports itself there (id,
+    /// address, zone, disks, capacity) at start and every few seconds after
+    #[arg(long, env = "CAIRN_META", value_name = "ADDR,...")]
+    pub meta: Option<String>,
+    /// The node's failure domain (rack, room, site), as reported to the metadata
+    #[arg(long, env = "CAIRN_ZONE", default_value = "default")]
+    pub zone: String,
+    /// The address gateways reach the shard API at, as reported to the metadata (default: the
+    /// listen address; required when listening on an unspecified address such as 0.0.0.0)
+    #[arg(long, env = "CAIRN_STORAGE_ADVERTISE")]
+    pub advertise: Option<SocketAddr>,
+}
+
+/// How often a storage node reports itself to the metadata.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// What this node reports of itself: its id, address, zone and disks now.
+async fn report(
+    node_id: &str,
+    addr: SocketAddr,
+    zone: &str,
+    dir: &std::path::Path,
+    disks: &[std::sync::Arc<dyn cairn_shard_store::ShardStore>],
+) -> cairn_meta::StorageNodeRecord {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut reported = Vec::with_capacity(disks.len());
+    for (i, d) in disks.iter().enumerate() {
+        let h = d.health().await.unwrap_or_default();
+        reported.push(cairn_meta::DiskRecord {
+            path: dir.join("disks").join(format!("{i:02}")).display().to_string(),
+            capacity_total: h.capacity.map_or(0, |c| c.total),
+            capacity_free: h.capacity.map_or(0, |c| c.free),
+            writable: h.writable,
+            shards: h.stats.shards,
+            damaged: h.damaged,
+        });
+    }
+    cairn_meta::StorageNodeRecord {
+        id: node_id.to_string(),
+        addr: addr.to_string(),
+        zone: zone.to_string(),
+        disks: reported,
+        registered: now,
+        heartbeat: now,
+    }
 }
 
 pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
@@ -65,6 +114,57 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.metrics_listen))?;
     let metrics_addr = metrics_listener.local_addr()?;
     let metrics = tokio::spawn(cairn_gateway::serve_metrics(metrics_listener, std::future::pending()));
+    let advertised = match args.advertise {
+        Some(a) => a,
+        None if addr.ip().is_unspecified() => {
+            anyhow::bail!("listening on {addr}: give --advertise, the address gateways use")
+        }
+        None => addr,
+    };
+    // Registration: the first report must be taken before the node says it is ready.
+    let heartbeat = match &args.meta {
+        None => None,
+        Some(meta) => {
+            let addrs: Vec<&str> = meta.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+            let client = cairn_meta_client::grpc::GrpcMetaClient::new(&addrs, Duration::from_secs(10), &secret)
+                .with_context(|| format!("metadata address {meta}"))?;
+            let first = report(&node_id, advertised, &args.zone, &args.data, &disks).await;
+            first
+                .check()
+                .map_err(|e| anyhow::anyhow!("this node's report is malformed: {e}"))?;
+            let mut delay = Duration::from_millis(100);
+            loop {
+                use cairn_meta_client::{MetaClient, MetaClientError};
+                match client
+                    .propose(cairn_meta::Command::ReportStorageNode { node: first.clone() })
+                    .await
+                {
+                    Ok(cairn_meta::Response::Failed(e)) => anyhow::bail!("the metadata refused this node: {e}"),
+                    Ok(_) => break,
+                    Err(e @ MetaClientError::Refused(_)) => {
+                        anyhow::bail!("the meta-nodes at {meta} refused this node: {e} (check CAIRN_CLUSTER_SECRET)")
+                    }
+                    Err(e) => tracing::warn!(meta = %meta, error = %e, "waiting for the metadata to register"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            tracing::info!(node = %node_id, addr = %advertised, zone = %args.zone, "registered with the metadata");
+            let (disks, dir, zone, id) = (disks.clone(), args.data.clone(), args.zone.clone(), node_id.clone());
+            Some(tokio::spawn(async move {
+                use cairn_meta_client::MetaClient;
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let node = report(&id, advertised, &zone, &dir, &disks).await;
+                    match client.propose(cairn_meta::Command::ReportStorageNode { node }).await {
+                        Ok(cairn_meta::Response::Failed(e)) => tracing::warn!(error = %e, "heartbeat refused"),
+                        Ok(_) => metrics::counter!("cairn_storage_heartbeats_total").increment(1),
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; the next one retries"),
+                    }
+                }
+            }))
+        }
+    };
     let service = cairn_shard_client::ShardService::new(node_id.clone(), disks, &secret);
     {
         use std::io::Write;
@@ -92,6 +192,9 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
         .await;
     metrics.abort();
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
     served.context("serving the shard API")?;
     drop(lock);
     tracing::info!("stopped");

@@ -617,9 +617,9 @@ pub struct StorageNode {
 }
 
 impl StorageNode {
-    /// Starts `cairn storage-node` with `disks` disks on `data`, listening on `listen`; returns
-    /// once it is ready.
-    pub fn start(data: &Path, disks: usize, listen: &str) -> StorageNode {
+    /// Starts `cairn storage-node` with `disks` disks on `data`, listening on `listen`, with
+    /// `extra` flags (`--meta ADDR --zone Z` to register); returns once it is ready.
+    pub fn start(data: &Path, disks: usize, listen: &str, extra: &[&str]) -> StorageNode {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -629,6 +629,7 @@ impl StorageNode {
             .args(["storage-node", "--listen", listen, "--metrics-listen", "127.0.0.1:0"])
             .args(["--disks", &disks.to_string(), "--data"])
             .arg(data)
+            .args(extra)
             .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -18,7 +18,12 @@ fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let meta = addrs.join(",");
-    let storage = StorageNode::start(&tmp.path().join("storage"), 3, &own_loopback());
+    let storage = StorageNode::start(
+        &tmp.path().join("storage"),
+        3,
+        &own_loopback(),
+        &["--meta", &addrs.join(",")],
+    );
     let gateway = Server::start_gateway_on(
         &tmp.path().join("gateway"),
         &meta,
@@ -213,7 +218,12 @@ fn continuous_traffic_survives_three_leader_kills() {
     let tmp = TestDir::new();
     let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-    let storage = StorageNode::start(&tmp.path().join("storage"), 3, &own_loopback());
+    let storage = StorageNode::start(
+        &tmp.path().join("storage"),
+        3,
+        &own_loopback(),
+        &["--meta", &addrs.join(",")],
+    );
     let gateway = Server::start_gateway_on(
         &tmp.path().join("gateway"),
         &addrs.join(","),

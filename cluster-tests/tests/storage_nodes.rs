@@ -4,7 +4,8 @@
 //! storage node killed (-9) every object still reads back (rebuilt from parity) and a write
 //! answers 503 (retryable, no degraded writes yet), never 500; restarted on its data, the node
 //! is the same node and writes go on; a gateway given the nodes in another order refuses to
-//! start rather than look for shards in the wrong places.
+//! start rather than look for shards in the wrong places. Each node registers itself with the
+//! metadata (id, address, zone, disks) and a restarted one reports again under its id.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -52,13 +53,55 @@ fn bytes_under(dir: &std::path::Path) -> u64 {
 fn a_gateway_keeps_its_shards_on_storage_nodes() {
     let tmp = TestDir::new();
     let meta = MetaNode::start(&tmp.path().join("meta"), &own_loopback(), None);
-    let mut nodes: Vec<StorageNode> = (0..3)
-        .map(|i| StorageNode::start(&tmp.path().join(format!("storage{i}")), 1, &own_loopback()))
-        .collect();
+    let zone = |i: usize| format!("zone-{i}");
+    let start = |i: usize, listen: &str| {
+        StorageNode::start(
+            &tmp.path().join(format!("storage{i}")),
+            1,
+            listen,
+            &["--meta", &meta.addr, "--zone", &zone(i)],
+        )
+    };
+    let mut nodes: Vec<StorageNode> = (0..3).map(|i| start(i, &own_loopback())).collect();
     let storage = nodes.iter().map(|n| n.addr.clone()).collect::<Vec<_>>().join(",");
     let env = [("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)];
     let mut gateway = Server::start_gateway_on(&tmp.path().join("gateway"), &meta.addr, &storage, &env);
     gateway.aws_ok(&["s3", "mb", "s3://bkt"]);
+    // Each node registered itself with the metadata: id, address, zone, its disk.
+    let registered = |gateway: &Server| gateway.admin_get("/admin/v1/storage");
+    let listed = registered(&gateway);
+    let mut want: Vec<(String, String, String)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.node_id.clone(), n.addr.clone(), zone(i)))
+        .collect();
+    want.sort();
+    let got: Vec<(String, String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["disks"].as_array().unwrap().len(), 1, "{n}");
+            assert!(n["disks"][0]["capacity_total"].as_u64().unwrap() > 0, "{n}");
+            let s = |f: &str| n[f].as_str().unwrap().to_string();
+            (s("id"), s("addr"), s("zone"))
+        })
+        .collect();
+    assert_eq!(got, want);
+    let root = [
+        ("CAIRN_ROOT_ACCESS_KEY", cairn_cluster_tests::ACCESS_KEY),
+        ("CAIRN_ROOT_SECRET_KEY", cairn_cluster_tests::SECRET_KEY),
+    ];
+    let out = gateway.cairn(&["admin", "storage"], &root);
+    cairn_cluster_tests::assert_ok(&out, "cairn admin storage");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (id, addr, zone) in &want {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(id.as_str()) && l.contains(addr.as_str()) && l.contains(zone.as_str())),
+            "{text}"
+        );
+    }
 
     let mut files = Vec::new();
     for (i, size) in [0u64, 1000, 300_000, 12 << 20].into_iter().enumerate() {
@@ -98,8 +141,25 @@ fn a_gateway_keeps_its_shards_on_storage_nodes() {
     assert!(err.contains("503") || err.contains("ServiceUnavailable"), "{err}");
 
     // Back on its data: the same node, and writes go on.
-    nodes[1] = StorageNode::start(&tmp.path().join("storage1"), 1, &addr);
+    let before = registered(&gateway);
+    let heartbeat_of = |listed: &serde_json::Value| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id.as_str())
+            .map(|n| (n["registered"].as_i64().unwrap(), n["heartbeat"].as_i64().unwrap()))
+            .unwrap()
+    };
+    nodes[1] = start(1, &addr);
     assert_eq!(nodes[1].node_id, id, "a restarted storage node keeps its id");
+    // It reported itself again (a later heartbeat), under the same id, and kept its first
+    // registration; still three nodes.
+    let after = registered(&gateway);
+    assert_eq!(after.as_array().unwrap().len(), 3);
+    let ((reg0, beat0), (reg1, beat1)) = (heartbeat_of(&before), heartbeat_of(&after));
+    assert_eq!(reg1, reg0);
+    assert!(beat1 > beat0, "{beat1} after {beat0}");
     wait_for("writes to succeed again", Duration::from_secs(30), || {
         aws_once(&gateway, &["s3", "cp", fresh.to_str().unwrap(), "s3://bkt/after"])
             .status

@@ -167,6 +167,10 @@ impl Admin {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             },
+            (Method::GET, "/admin/v1/storage") => match self.store.storage_nodes().await {
+                Ok(s) => json(StatusCode::OK, &s),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
             (Method::GET, "/admin/v1/gc") => match self.store.reclaim_status().await {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -158,6 +158,10 @@ impl MetaClient for LocalMetaClient {
         self.read(|kv| query::access_keys(kv)).await
     }
 
+    async fn storage_nodes(&self) -> Result<Vec<cairn_meta::StorageNodeRecord>> {
+        self.read(|kv| query::storage_nodes(kv)).await
+    }
+
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
         self.read(move |kv| {
             ids.into_iter()

@@ -72,6 +72,7 @@ pub async fn run(client: &dyn MetaClient) {
     objects(client).await;
     uploads(client).await;
     keys(client).await;
+    storage_nodes(client).await;
     chunks_and_collection(client).await;
     paged(client).await;
 }
@@ -214,6 +215,35 @@ async fn keys(client: &dyn MetaClient) {
     ok(client, Command::CreateKey { key: k.clone() }).await;
     assert_eq!(client.access_key("AK1").await.unwrap(), Some(k.clone()));
     assert_eq!(client.access_keys().await.unwrap(), vec![k]);
+}
+
+async fn storage_nodes(client: &dyn MetaClient) {
+    assert!(client.storage_nodes().await.unwrap().is_empty());
+    let node = |heartbeat| cairn_meta::StorageNodeRecord {
+        id: "0f0e0d0c-node".into(),
+        addr: "127.0.0.1:9200".into(),
+        zone: "z1".into(),
+        disks: vec![cairn_meta::DiskRecord {
+            path: "/srv/d0".into(),
+            capacity_total: 1 << 30,
+            capacity_free: 1 << 29,
+            writable: true,
+            shards: 7,
+            damaged: 1,
+        }],
+        registered: heartbeat,
+        heartbeat,
+    };
+    ok(client, Command::ReportStorageNode { node: node(100) }).await;
+    ok(client, Command::ReportStorageNode { node: node(200) }).await;
+    let nodes = client.storage_nodes().await.unwrap();
+    assert_eq!(
+        nodes,
+        vec![cairn_meta::StorageNodeRecord {
+            registered: 100,
+            ..node(200)
+        }]
+    );
 }
 
 async fn chunks_and_collection(client: &dyn MetaClient) {

@@ -320,6 +320,10 @@ impl MetaClient for GrpcMetaClient {
         rpc!(self, access_keys, ())
     }
 
+    async fn storage_nodes(&self) -> Result<Vec<cairn_meta::StorageNodeRecord>> {
+        rpc!(self, storage_nodes, ())
+    }
+
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
         rpc!(self, chunks, ids)
     }
@@ -518,6 +522,10 @@ impl Metadata for MetadataService {
 
     async fn access_keys(&self, req: tonic::Request<Payload>) -> Answer {
         answer("access_keys", req, |(): ()| self.meta.access_keys()).await
+    }
+
+    async fn storage_nodes(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("storage_nodes", req, |(): ()| self.meta.storage_nodes()).await
     }
 
     async fn chunks(&self, req: tonic::Request<Payload>) -> Answer {

@@ -181,6 +181,9 @@ pub trait MetaClient: Send + Sync + 'static {
     /// Every access key.
     async fn access_keys(&self) -> Result<Vec<KeyRecord>>;
 
+    /// Every storage node that reported itself (`Command::ReportStorageNode`), by id.
+    async fn storage_nodes(&self) -> Result<Vec<cairn_meta::StorageNodeRecord>>;
+
     /// The state of each chunk of `ids`, in the same order, read at one point in time.
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>>;
 

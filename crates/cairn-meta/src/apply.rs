@@ -194,6 +194,15 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
             Ok(Response::Done)
         }
         Command::Fenced { fence, command } => run(kv, command, Some(fence)),
+        Command::ReportStorageNode { node } => {
+            let k = keys::storage_node_key(&node.id);
+            let mut node = node.clone();
+            if let Some(known) = read::<crate::StorageNodeRecord>(kv, &k)? {
+                node.registered = known.registered;
+            }
+            kv.put(k, encode(&node));
+            Ok(Response::Done)
+        }
         Command::GcBegin => gc::begin(kv),
         Command::GcClaim { pass, ids } => gc::claim(kv, *pass, ids),
         Command::GcRelease { pass, ids } => gc::release(kv, *pass, ids),

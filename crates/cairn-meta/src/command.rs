@@ -203,6 +203,13 @@ pub enum Command {
         /// Upload ids of completion records.
         completed: Vec<String>,
     },
+    /// A storage node reports itself (at start, then every heartbeat): its record replaces the
+    /// one kept under its id, except `registered`, which the first report sets. Appended after
+    /// `GcForget`.
+    ReportStorageNode {
+        /// The node as it is now.
+        node: crate::StorageNodeRecord,
+    },
 }
 
 /// The outcome of a command.
@@ -319,6 +326,10 @@ pub enum InvalidCommand {
     /// `Fenced` wraps something other than a `PutObject` (possibly in `InBucket`) or `PutPart`.
     #[error("Fenced must wrap a PutObject or PutPart")]
     BadFence,
+    /// A storage node's report is malformed (id, address, zone or disks out of bounds: see
+    /// `StorageNodeRecord::check`).
+    #[error("malformed storage node report (id, address, zone or disks out of bounds)")]
+    StorageNode,
 }
 
 impl Command {
@@ -364,6 +375,7 @@ impl Command {
                 }
                 command.validate()
             }
+            Command::ReportStorageNode { node } => node.check().map_err(|_| InvalidCommand::StorageNode),
             _ => Ok(()),
         }
     }
@@ -425,6 +437,7 @@ impl std::fmt::Display for Command {
             Command::GcDrop { pass, ids } => write!(f, "GcDrop(pass {pass}, {} chunks)", ids.len()),
             Command::GcEnd { pass } => write!(f, "GcEnd({pass})"),
             Command::GcPurge { through, ids } => write!(f, "GcPurge(through {through}, {} marks)", ids.len()),
+            Command::ReportStorageNode { node } => write!(f, "ReportStorageNode({} at {})", node.id, node.addr),
             Command::GcForget { retired, completed } => {
                 write!(
                     f,

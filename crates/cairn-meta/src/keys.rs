@@ -15,6 +15,7 @@
 //!                                                 kept for reads in flight until collected)
 //! b'G' chunk-id(32)                            -> GcMark (chunks being reclaimed)
 //! b'Z' "gc"                                    -> GcInfo (collection passes)
+//! b'N' node-id                                 -> StorageNodeRecord (storage nodes)
 //! ```
 //! Version ids are checked by [`crate::Command::validate`] to be short and without 0x00.
 //!
@@ -40,6 +41,7 @@ pub(crate) const T_EXTENT: u8 = b'E';
 pub(crate) const T_RETIRED: u8 = b'R';
 pub(crate) const T_GC: u8 = b'G';
 pub(crate) const T_SINGLE: u8 = b'Z';
+pub(crate) const T_NODE: u8 = b'N';
 
 /// One past the last byte used as a table prefix: the state lives in `[0, TABLE_STATE_END)`.
 pub const TABLE_STATE_END: u8 = 0xFF;
@@ -201,6 +203,13 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![TABLE_STATE_END]
+}
+
+/// Key of a storage node's record.
+pub(crate) fn storage_node_key(id: &str) -> Vec<u8> {
+    let mut k = vec![T_NODE];
+    k.extend_from_slice(id.as_bytes());
+    k
 }
 
 #[cfg(test)]

@@ -184,6 +184,15 @@ pub fn access_keys(kv: &(impl KvRead + ?Sized)) -> Result<Vec<KeyRecord>> {
         .collect())
 }
 
+/// Every storage node that reported itself, by id.
+pub fn storage_nodes(kv: &(impl KvRead + ?Sized)) -> Result<Vec<crate::StorageNodeRecord>> {
+    let p = [keys::T_NODE];
+    Ok(scan(kv, &p, &prefix_end(&p), usize::MAX)?
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect())
+}
+
 /// A multipart upload.
 pub fn upload(kv: &(impl KvRead + ?Sized), bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>> {
     get(kv, &keys::upload_key(bucket, key, upload_id))

@@ -296,3 +296,65 @@ pub struct WriteFence {
     /// Chunks the writer found `Gone` (with that pass) before writing them again.
     pub seen_gone: Vec<(ChunkId, u64)>,
 }
+
+/// A storage node as it last reported itself to the metadata (`Command::ReportStorageNode`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageNodeRecord {
+    /// Its id (kept in its data directory: the same after a restart), 1 to 64 printable ASCII
+    /// characters.
+    pub id: String,
+    /// Where gateways reach its shard API (`host:port`).
+    pub addr: String,
+    /// Its failure domain (a rack, a room, a site).
+    pub zone: String,
+    /// Its disks, in their order on the node.
+    pub disks: Vec<DiskRecord>,
+    /// When it first reported itself.
+    pub registered: UnixMillis,
+    /// When it last reported itself (the node's clock).
+    pub heartbeat: UnixMillis,
+}
+
+/// One disk of a storage node, as last reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskRecord {
+    /// Its directory on the node.
+    pub path: String,
+    /// Bytes of its file system.
+    pub capacity_total: u64,
+    /// Bytes free on it.
+    pub capacity_free: u64,
+    /// Whether it takes writes.
+    pub writable: bool,
+    /// Shards it holds.
+    pub shards: u64,
+    /// Shards known damaged.
+    pub damaged: u64,
+}
+
+impl StorageNodeRecord {
+    /// Most disks a node may report.
+    pub const MAX_DISKS: usize = 256;
+
+    /// Checks the bounds a report must keep (it goes into the Raft log).
+    pub fn check(&self) -> Result<(), &'static str> {
+        let printable =
+            |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_graphic());
+        if !printable(&self.id, 64) {
+            return Err("id: 1 to 64 printable ASCII characters");
+        }
+        if !printable(&self.addr, 256) {
+            return Err("address: 1 to 256 printable ASCII characters");
+        }
+        if !printable(&self.zone, 64) {
+            return Err("zone: 1 to 64 printable ASCII characters");
+        }
+        if self.disks.is_empty() || self.disks.len() > Self::MAX_DISKS {
+            return Err("1 to 256 disks");
+        }
+        if self.disks.iter().any(|d| d.path.len() > 4096) {
+            return Err("a disk path of more than 4096 bytes");
+        }
+        Ok(())
+    }
+}

@@ -247,3 +247,61 @@ impl From<cairn_meta::query::ListPage> for ListPage {
         }
     }
 }
+
+/// A storage node as it last reported itself to the metadata.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StorageNode {
+    /// Its id (the same after a restart).
+    pub id: String,
+    /// Where its shard API listens.
+    pub addr: String,
+    /// Its failure domain.
+    pub zone: String,
+    /// Its disks, in order.
+    pub disks: Vec<StorageDisk>,
+    /// When it first reported itself.
+    pub registered: UnixMillis,
+    /// When it last reported itself (its clock).
+    pub heartbeat: UnixMillis,
+}
+
+/// One disk of a [`StorageNode`], as last reported.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StorageDisk {
+    /// Its directory on the node.
+    pub path: String,
+    /// Bytes of its file system.
+    pub capacity_total: u64,
+    /// Bytes free.
+    pub capacity_free: u64,
+    /// Whether it takes writes.
+    pub writable: bool,
+    /// Shards it holds.
+    pub shards: u64,
+    /// Shards known damaged.
+    pub damaged: u64,
+}
+
+impl From<cairn_meta::StorageNodeRecord> for StorageNode {
+    fn from(r: cairn_meta::StorageNodeRecord) -> Self {
+        Self {
+            id: r.id,
+            addr: r.addr,
+            zone: r.zone,
+            disks: r
+                .disks
+                .into_iter()
+                .map(|d| StorageDisk {
+                    path: d.path,
+                    capacity_total: d.capacity_total,
+                    capacity_free: d.capacity_free,
+                    writable: d.writable,
+                    shards: d.shards,
+                    damaged: d.damaged,
+                })
+                .collect(),
+            registered: r.registered,
+            heartbeat: r.heartbeat,
+        }
+    }
+}

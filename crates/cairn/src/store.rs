@@ -210,6 +210,18 @@ impl Store {
         Ok(self.inner.meta.group_status().await?)
     }
 
+    /// The storage nodes that reported themselves to the metadata, by id.
+    pub async fn storage_nodes(&self) -> Result<Vec<crate::api::StorageNode>> {
+        Ok(self
+            .inner
+            .meta
+            .storage_nodes()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     /// Whether the metadata accepts writes.
     pub fn is_ready(&self) -> bool {
         self.inner.meta.is_ready()

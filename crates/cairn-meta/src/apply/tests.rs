@@ -562,3 +562,70 @@ fn upload_keys_with_nul_bytes_stay_unambiguous_and_ordered() {
     assert!(query::upload(&kv, "b1", "a", "b\0u1-2").unwrap().is_none());
     assert_eq!(query::upload(&kv, "b1", "a\0b", "u1-2").unwrap().unwrap().key, "a\0b");
 }
+
+pub(super) fn storage_node(id: &str, heartbeat: UnixMillis) -> StorageNodeRecord {
+    StorageNodeRecord {
+        id: id.into(),
+        addr: "127.0.0.1:9200".into(),
+        zone: "z1".into(),
+        disks: vec![DiskRecord {
+            path: "/srv/d0".into(),
+            capacity_total: 100,
+            capacity_free: 40,
+            writable: true,
+            shards: 3,
+            damaged: 0,
+        }],
+        registered: heartbeat,
+        heartbeat,
+    }
+}
+
+#[test]
+fn storage_nodes_report_and_keep_their_first_registration() {
+    let mut kv = MemKv::default();
+    run(
+        &mut kv,
+        &Command::ReportStorageNode {
+            node: storage_node("b", 10),
+        },
+    )
+    .unwrap();
+    run(
+        &mut kv,
+        &Command::ReportStorageNode {
+            node: storage_node("a", 20),
+        },
+    )
+    .unwrap();
+    let mut later = storage_node("b", 30);
+    later.addr = "127.0.0.1:9300".into();
+    run(&mut kv, &Command::ReportStorageNode { node: later }).unwrap();
+    let nodes = query::storage_nodes(&kv).unwrap();
+    assert_eq!(nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let b = &nodes[1];
+    assert_eq!((b.registered, b.heartbeat, b.addr.as_str()), (10, 30, "127.0.0.1:9300"));
+
+    // Malformed reports never reach the state.
+    let mut bad = Vec::new();
+    for (what, f) in [
+        (
+            "empty id",
+            (|n: &mut StorageNodeRecord| n.id.clear()) as fn(&mut StorageNodeRecord),
+        ),
+        ("id with a space", |n| n.id = "a b".into()),
+        ("long id", |n| n.id = "x".repeat(65)),
+        ("no disks", |n| n.disks.clear()),
+        ("empty zone", |n| n.zone.clear()),
+    ] {
+        let mut n = storage_node("c", 40);
+        f(&mut n);
+        bad.push((what, n));
+    }
+    for (what, node) in bad {
+        let cmd = Command::ReportStorageNode { node };
+        assert_eq!(cmd.validate(), Err(InvalidCommand::StorageNode), "{what}");
+        assert!(run(&mut kv, &cmd).is_err(), "{what}");
+    }
+    assert_eq!(query::storage_nodes(&kv).unwrap().len(), 2);
+}

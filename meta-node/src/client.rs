@@ -162,6 +162,10 @@ impl MetaClient for LocalMetaClient {
         self.read(|kv| query::storage_nodes(kv)).await
     }
 
+    async fn access_version(&self) -> Result<u64> {
+        self.read(|kv| query::access_version(kv)).await
+    }
+
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
         self.read(move |kv| {
             ids.into_iter()

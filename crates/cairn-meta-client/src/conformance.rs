@@ -206,6 +206,7 @@ async fn uploads(client: &dyn MetaClient) {
 
 async fn keys(client: &dyn MetaClient) {
     assert_eq!(client.access_key("AK1").await.unwrap(), None);
+    let before = client.access_version().await.unwrap();
     let k = KeyRecord {
         access_key: "AK1".into(),
         secret_key: "secret".into(),
@@ -215,6 +216,7 @@ async fn keys(client: &dyn MetaClient) {
     ok(client, Command::CreateKey { key: k.clone() }).await;
     assert_eq!(client.access_key("AK1").await.unwrap(), Some(k.clone()));
     assert_eq!(client.access_keys().await.unwrap(), vec![k]);
+    assert_eq!(client.access_version().await.unwrap(), before + 1);
 }
 
 async fn storage_nodes(client: &dyn MetaClient) {

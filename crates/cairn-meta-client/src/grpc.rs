@@ -324,6 +324,10 @@ impl MetaClient for GrpcMetaClient {
         rpc!(self, storage_nodes, ())
     }
 
+    async fn access_version(&self) -> Result<u64> {
+        rpc!(self, access_version, ())
+    }
+
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
         rpc!(self, chunks, ids)
     }
@@ -526,6 +530,10 @@ impl Metadata for MetadataService {
 
     async fn storage_nodes(&self, req: tonic::Request<Payload>) -> Answer {
         answer("storage_nodes", req, |(): ()| self.meta.storage_nodes()).await
+    }
+
+    async fn access_version(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("access_version", req, |(): ()| self.meta.access_version()).await
     }
 
     async fn chunks(&self, req: tonic::Request<Payload>) -> Answer {

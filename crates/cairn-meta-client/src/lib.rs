@@ -181,6 +181,11 @@ pub trait MetaClient: Send + Sync + 'static {
     /// Every access key.
     async fn access_keys(&self) -> Result<Vec<KeyRecord>>;
 
+    /// The access version (`cairn_meta::query::access_version`): it changes whenever an
+    /// access key or a bucket record is created or deleted, so a cache of them is current for
+    /// as long as it is unchanged.
+    async fn access_version(&self) -> Result<u64>;
+
     /// Every storage node that reported itself (`Command::ReportStorageNode`), by id.
     async fn storage_nodes(&self) -> Result<Vec<cairn_meta::StorageNodeRecord>>;
 

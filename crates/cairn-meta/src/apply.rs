@@ -37,6 +37,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
                 });
             }
             kv.put(k, encode(bucket));
+            bump_access_version(kv)?;
             Ok(Response::Done)
         }
         Command::DeleteBucket { name } => {
@@ -57,6 +58,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
                 kv.delete(uk);
             }
             kv.delete(k);
+            bump_access_version(kv)?;
             Ok(Response::Done)
         }
         Command::PutObject {
@@ -156,6 +158,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
                 return Err(MetaError::KeyExists);
             }
             kv.put(k, encode(key));
+            bump_access_version(kv)?;
             Ok(Response::Done)
         }
         Command::InBucket {
@@ -191,6 +194,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
                 return Err(MetaError::NoSuchAccessKey);
             }
             kv.delete(k);
+            bump_access_version(kv)?;
             Ok(Response::Done)
         }
         Command::Fenced { fence, command } => run(kv, command, Some(fence)),
@@ -572,3 +576,12 @@ mod manifest;
 mod manifest_tests;
 #[cfg(test)]
 mod tests;
+
+/// Counts a change of an access key or a bucket record: gateways caching them for
+/// authentication compare this version instead of reading every key and bucket again.
+fn bump_access_version(kv: &mut impl KvWrite) -> Result<()> {
+    let k = keys::access_version_key();
+    let v: u64 = read(kv, &k)?.unwrap_or(0);
+    kv.put(k, encode(&(v + 1)));
+    Ok(())
+}

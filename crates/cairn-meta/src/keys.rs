@@ -15,6 +15,7 @@
 //!                                                 kept for reads in flight until collected)
 //! b'G' chunk-id(32)                            -> GcMark (chunks being reclaimed)
 //! b'Z' "gc"                                    -> GcInfo (collection passes)
+//! b'Z' "access"                                -> u64: the access version (key and bucket changes)
 //! b'N' node-id                                 -> StorageNodeRecord (storage nodes)
 //! ```
 //! Version ids are checked by [`crate::Command::validate`] to be short and without 0x00.
@@ -186,6 +187,11 @@ pub(crate) fn gc_key(id: &ChunkId) -> Vec<u8> {
     k.push(T_GC);
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// Key of the access version (`query::access_version`).
+pub(crate) fn access_version_key() -> Vec<u8> {
+    vec![T_SINGLE, b'a', b'c', b'c', b'e', b's', b's']
 }
 
 /// Key of the collection progress record.

@@ -184,6 +184,12 @@ pub fn access_keys(kv: &(impl KvRead + ?Sized)) -> Result<Vec<KeyRecord>> {
         .collect())
 }
 
+/// The access version: how many times an access key or a bucket record was created or
+/// deleted (0 before the first). Unchanged, every key and bucket read since is still current.
+pub fn access_version(kv: &(impl KvRead + ?Sized)) -> Result<u64> {
+    Ok(get(kv, &keys::access_version_key())?.unwrap_or(0))
+}
+
 /// Every storage node that reported itself, by id.
 pub fn storage_nodes(kv: &(impl KvRead + ?Sized)) -> Result<Vec<crate::StorageNodeRecord>> {
     let p = [keys::T_NODE];

@@ -37,7 +37,7 @@ pub use cairn_meta_client::GroupStatus;
 pub use cairn_shard_store::{Capacity, CompactOptions, DiskHealth};
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
-pub use key_cache::{BUCKET_CACHE_TTL, KEY_CACHE_TTL};
+pub use key_cache::{ACCESS_CACHE_BOUND, CHECK_EVERY as ACCESS_CHECK_EVERY};
 pub use reclaim::{ReclaimConfig, ReclaimStatus};
 pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
 pub use workers::{PassOutcome, WorkerStatus};

@@ -139,6 +139,8 @@ pub(crate) struct Inner {
     /// Access keys recently read.
     pub(crate) keys: crate::key_cache::KeyCache,
     pub(crate) buckets: crate::key_cache::BucketCache,
+    /// When the cached keys and buckets were last checked against the metadata.
+    pub(crate) access: crate::key_cache::AccessVersion,
 }
 
 impl Inner {
@@ -189,6 +191,7 @@ impl Store {
                 reclaim: Default::default(),
                 keys: Default::default(),
                 buckets: Default::default(),
+                access: Default::default(),
             }),
         }
     }
@@ -344,20 +347,24 @@ impl Store {
             .ok_or(Error::NoSuchBucket)
     }
 
-    /// A bucket as read at most [`BUCKET_CACHE_TTL`](crate::BUCKET_CACHE_TTL) ago, or
-    /// `NoSuchBucket`: for authorising a request, so that a steady stream of requests costs no
-    /// metadata round trip for it. A bucket deleted or re-created through another gateway may
-    /// be seen as it was for at most that long (through this store: at once). Never use it to
-    /// decide where a write goes: [`Store::bucket_guard`] reads the bucket as it is.
+    /// A bucket as cached while the metadata's access version is unchanged, or `NoSuchBucket`:
+    /// for authorising a request, so that a steady stream of requests costs no metadata round
+    /// trip for it. A bucket deleted or re-created through another gateway may be seen as it
+    /// was for at most [`ACCESS_CACHE_BOUND`](crate::ACCESS_CACHE_BOUND) (through this store:
+    /// at once). Never use it to decide where a write goes: [`Store::bucket_guard`] reads the
+    /// bucket as it is.
     pub async fn bucket_for_access(&self, name: &str) -> Result<Bucket> {
-        let now = std::time::Instant::now();
-        let cached = self.inner.buckets.get(name, now);
-        let b = match cached {
+        let version = self
+            .inner
+            .access
+            .current(&*self.inner.meta, std::time::Instant::now())
+            .await?;
+        let b = match self.inner.buckets.get(name, version) {
             Some(b) => b,
             None => {
                 let generation = self.inner.buckets.generation();
                 let b = self.inner.meta.bucket(name).await?;
-                self.inner.buckets.put(name, b.clone(), now, generation);
+                self.inner.buckets.put(name, b.clone(), version, generation);
                 b
             }
         };
@@ -667,16 +674,21 @@ impl Store {
         r
     }
 
-    /// An access key, if it exists, as read at most [`KEY_CACHE_TTL`](crate::KEY_CACHE_TTL)
-    /// ago (a key deleted through another gateway works here for at most that long).
+    /// An access key, if it exists, as cached while the metadata's access version is
+    /// unchanged (a key deleted through another gateway works here for at most
+    /// [`ACCESS_CACHE_BOUND`](crate::ACCESS_CACHE_BOUND); through this store it stops at once).
     pub async fn key(&self, access_key: &str) -> Result<Option<AccessKey>> {
-        let now = std::time::Instant::now();
-        if let Some(k) = self.inner.keys.get(access_key, now) {
+        let version = self
+            .inner
+            .access
+            .current(&*self.inner.meta, std::time::Instant::now())
+            .await?;
+        if let Some(k) = self.inner.keys.get(access_key, version) {
             return Ok(k.map(AccessKey::from));
         }
         let generation = self.inner.keys.generation();
         let k = self.inner.meta.access_key(access_key).await?;
-        self.inner.keys.put(access_key, k.clone(), now, generation);
+        self.inner.keys.put(access_key, k.clone(), version, generation);
         Ok(k.map(AccessKey::from))
     }
 

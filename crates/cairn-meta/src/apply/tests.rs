@@ -629,3 +629,30 @@ fn storage_nodes_report_and_keep_their_first_registration() {
     }
     assert_eq!(query::storage_nodes(&kv).unwrap().len(), 2);
 }
+
+#[test]
+fn the_access_version_counts_key_and_bucket_changes_only() {
+    let mut kv = MemKv::default();
+    let v = |kv: &MemKv| query::access_version(kv).unwrap();
+    assert_eq!(v(&kv), 0);
+    bucket(&mut kv, "b1");
+    assert_eq!(v(&kv), 1);
+    let key = KeyRecord {
+        access_key: "AK".into(),
+        secret_key: "s".into(),
+        name: "n".into(),
+        created: 1,
+    };
+    run(&mut kv, &Command::CreateKey { key: key.clone() }).unwrap();
+    assert_eq!(v(&kv), 2);
+    // Refused changes and object writes leave it.
+    assert!(run(&mut kv, &Command::CreateKey { key }).is_err());
+    put(&mut kv, "k", &[1], &[1]).unwrap();
+    assert!(run(&mut kv, &Command::DeleteBucket { name: "b1".into() }).is_err());
+    assert_eq!(v(&kv), 2);
+    run(&mut kv, &Command::DeleteKey { access_key: "AK".into() }).unwrap();
+    assert_eq!(v(&kv), 3);
+    bucket(&mut kv, "b2");
+    run(&mut kv, &Command::DeleteBucket { name: "b2".into() }).unwrap();
+    assert_eq!(v(&kv), 5);
+}

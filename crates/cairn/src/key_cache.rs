@@ -249,6 +249,9 @@ mod tests {
         meta.down.store(true, Ordering::SeqCst);
         let started = a.last().unwrap().started;
         assert_eq!(a.current_by(|| meta.read(), started + CHECK_EVERY).await.unwrap(), 1);
-        assert!(a.current_by(|| meta.read(), started + ACCESS_CACHE_BOUND).await.is_err());
+        assert!(a
+            .current_by(|| meta.read(), started + ACCESS_CACHE_BOUND)
+            .await
+            .is_err());
     }
 }

@@ -650,7 +650,13 @@ fn the_access_version_counts_key_and_bucket_changes_only() {
     put(&mut kv, "k", &[1], &[1]).unwrap();
     assert!(run(&mut kv, &Command::DeleteBucket { name: "b1".into() }).is_err());
     assert_eq!(v(&kv), 2);
-    run(&mut kv, &Command::DeleteKey { access_key: "AK".into() }).unwrap();
+    run(
+        &mut kv,
+        &Command::DeleteKey {
+            access_key: "AK".into(),
+        },
+    )
+    .unwrap();
     assert_eq!(v(&kv), 3);
     bucket(&mut kv, "b2");
     run(&mut kv, &Command::DeleteBucket { name: "b2".into() }).unwrap();

@@ -21,6 +21,7 @@ mod api;
 mod budget;
 mod error;
 mod expiry;
+mod fetch;
 mod key_cache;
 mod lookup;
 mod placement;

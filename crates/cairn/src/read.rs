@@ -4,15 +4,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_chunk::{chunk_id, Codec};
 use cairn_meta::{Body, ChunkRef, ManifestPage};
 
 use crate::api::Object;
-use cairn_shard_store::ShardKey;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::budget::Reservation;
-use crate::placement::disk_for;
 use crate::store::Inner;
 use crate::{Error, Result, Store};
 
@@ -80,7 +77,7 @@ impl Store {
                 let inner = inner.clone();
                 async move {
                     let ((c, range), reservation) = p?;
-                    let bytes = fetch_chunk(&inner, c).await?.slice(range);
+                    let bytes = crate::fetch::fetch_chunk(&inner, c).await?.slice(range);
                     Ok(Bytes::from_owner(Reserved {
                         bytes,
                         _reservation: reservation,
@@ -157,76 +154,4 @@ fn paged_pieces(
         }
     });
     pages.try_flatten()
-}
-
-/// Fetches a chunk: its data shards first, the parity shards only if a data shard is missing
-/// or corrupt; then decodes and verifies BLAKE3.
-pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes> {
-    let record = inner
-        .meta
-        .chunks(vec![c.id])
-        .await?
-        .pop()
-        .and_then(|s| s.record)
-        .ok_or_else(|| Error::Storage(format!("chunk {} has no record", c.id)))?;
-    let codec = if record.scheme == inner.codec.scheme() {
-        inner.codec.clone()
-    } else {
-        Arc::new(Codec::new(record.scheme))
-    };
-    let k = usize::from(record.scheme.data);
-    let total = record.scheme.total();
-    let n = inner.disks.len();
-    // Whether a shard was missing because its disk could not be reached (not because it was
-    // lost or damaged): a chunk that cannot be decoded then is unavailable (503), not failed.
-    let unreachable = std::sync::atomic::AtomicBool::new(false);
-    let read = |i: usize| {
-        let disk = inner.disks[disk_for(&c.id, i, n)].clone();
-        let unreachable = &unreachable;
-        async move {
-            match disk
-                .get(ShardKey {
-                    chunk: c.id,
-                    index: i as u8,
-                })
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    if matches!(e, cairn_shard_store::ShardStoreError::Unavailable(_)) {
-                        unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    tracing::warn!(chunk = %c.id, shard = i, error = %e, "shard unreadable; rebuilding from the others");
-                    metrics::counter!("cairn_shard_read_errors_total").increment(1);
-                    None
-                }
-            }
-        }
-    };
-    let mut slots: Vec<Option<Bytes>> = futures::future::join_all((0..k).map(read)).await;
-    if slots.iter().any(Option::is_none) {
-        metrics::counter!("cairn_chunk_reconstructions_total").increment(1);
-        slots.extend(futures::future::join_all((k..total).map(read)).await);
-    } else {
-        slots.resize(total, None);
-    }
-    let len = c.len as usize;
-    let id = c.id;
-    let unreachable = unreachable.into_inner();
-    tokio::task::spawn_blocking(move || {
-        let data = codec.decode(slots, len).map_err(|e| {
-            if unreachable {
-                Error::Unavailable(format!("chunk {id}: storage nodes unreachable: {e}"))
-            } else {
-                Error::Storage(format!("chunk {id}: {e}"))
-            }
-        })?;
-        if chunk_id(&data) != id {
-            metrics::counter!("cairn_chunk_verify_failures_total").increment(1);
-            return Err(Error::Storage(format!("chunk {id} failed BLAKE3 verification")));
-        }
-        Ok(data)
-    })
-    .await
-    .map_err(|e| Error::Storage(e.to_string()))?
 }

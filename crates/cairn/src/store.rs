@@ -38,6 +38,9 @@ pub struct StoreConfig {
     /// Size at which a disk's segment file is sealed and a new one begun (compaction rewrites
     /// whole segments: smaller ones reclaim space sooner, larger ones mean fewer files).
     pub segment_bytes: u64,
+    /// How long a chunk read waits for its data shards before it asks the parity shards too
+    /// and takes the first `k` to arrive (a slow or stopped disk costs at most this).
+    pub hedge_after: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -51,6 +54,7 @@ impl Default for StoreConfig {
             memory_budget: 1 << 30,
             memory_budget_wait: std::time::Duration::from_secs(30),
             segment_bytes: cairn_shard_store::SegmentStoreOptions::default().segment_bytes,
+            hedge_after: std::time::Duration::from_millis(100),
         }
     }
 }

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use cairn_chunk::{chunk_id, Codec};
 use cairn_meta::ChunkRef;
 use cairn_shard_store::{ShardKey, ShardStoreError};
+use cairn_types::ErasureScheme;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::placement::disk_for;
@@ -34,22 +35,16 @@ enum Got {
     Unreachable,
 }
 
-/// Fetches chunk `c` and verifies it (see the module's documentation).
-pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef) -> Result<Bytes> {
-    let record = inner
-        .meta
-        .chunks(vec![c.id])
-        .await?
-        .pop()
-        .and_then(|s| s.record)
-        .ok_or_else(|| Error::Storage(format!("chunk {} has no record", c.id)))?;
-    let codec = if record.scheme == inner.codec.scheme() {
+/// Fetches chunk `c`, stored with `scheme` (from its record), and verifies it (see the
+/// module's documentation).
+pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: ErasureScheme) -> Result<Bytes> {
+    let codec = if scheme == inner.codec.scheme() {
         inner.codec.clone()
     } else {
-        Arc::new(Codec::new(record.scheme))
+        Arc::new(Codec::new(scheme))
     };
-    let k = usize::from(record.scheme.data);
-    let total = record.scheme.total();
+    let k = usize::from(scheme.data);
+    let total = scheme.total();
     let len = c.len as usize;
     let shard_len = codec.shard_len(len);
     let n = inner.disks.len();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_meta::{Body, ChunkRef, ManifestPage};
+use cairn_types::ErasureScheme;
 
 use crate::api::Object;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -59,14 +60,21 @@ impl Store {
     ) -> BoxStream<'static, Result<Bytes>> {
         let inner = self.inner.clone();
         let reserving = inner.clone();
+        let looking = inner.clone();
         let ahead = inner.config.read_ahead;
+        // The chunk records (their schemes) in batches, as many at once as the manifest has
+        // ready: a GET costs a metadata read per batch, not per chunk.
+        let pieces = pieces
+            .ready_chunks(LOOKUP_BATCH)
+            .then(move |batch| with_schemes(looking.clone(), batch))
+            .flat_map(stream::iter);
         pieces
             .then(move |p| {
                 let inner = reserving.clone();
                 async move {
                     let p = p?;
                     let r = if budgeted {
-                        Some(inner.budget.reserve(inner.chunk_cost(u64::from(p.0.len))).await?)
+                        Some(inner.budget.reserve(inner.chunk_cost(u64::from(p.0 .0.len))).await?)
                     } else {
                         None
                     };
@@ -76,8 +84,8 @@ impl Store {
             .map(move |p| {
                 let inner = inner.clone();
                 async move {
-                    let ((c, range), reservation) = p?;
-                    let bytes = crate::fetch::fetch_chunk(&inner, c).await?.slice(range);
+                    let (((c, range), scheme), reservation) = p?;
+                    let bytes = crate::fetch::fetch_chunk(&inner, c, scheme).await?.slice(range);
                     Ok(Bytes::from_owner(Reserved {
                         bytes,
                         _reservation: reservation,
@@ -103,6 +111,38 @@ impl AsRef<[u8]> for Reserved {
 
 /// A chunk and the part of it a read wants.
 type Piece = (ChunkRef, Range<usize>);
+
+/// Most chunk records read from the metadata in one call while streaming.
+const LOOKUP_BATCH: usize = 256;
+
+/// `batch` with each piece's erasure scheme, from one metadata read; an error in the batch
+/// (or a chunk without a record) ends it there.
+async fn with_schemes(inner: Arc<Inner>, batch: Vec<Result<Piece>>) -> Vec<Result<(Piece, ErasureScheme)>> {
+    let ok: Vec<Piece> = batch.iter().map_while(|p| p.as_ref().ok().cloned()).collect();
+    let failed = batch.into_iter().find_map(Result::err);
+    let mut ids: Vec<cairn_types::ChunkId> = ok.iter().map(|(c, _)| c.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out: Vec<Result<(Piece, ErasureScheme)>> = Vec::with_capacity(ok.len() + 1);
+    match inner.meta.chunks(ids).await {
+        Err(e) => out.push(Err(e.into())),
+        Ok(states) => {
+            let schemes: std::collections::HashMap<_, _> =
+                states.into_iter().filter_map(|s| Some((s.id, s.record?.scheme))).collect();
+            for p in ok {
+                match schemes.get(&p.0.id) {
+                    Some(scheme) => out.push(Ok((p, *scheme))),
+                    None => {
+                        out.push(Err(Error::Storage(format!("chunk {} has no record", p.0.id))));
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+    out.extend(failed.map(Err));
+    out
+}
 
 /// The pieces of `chunks` (the first starting at object offset `first`) that overlap `range`.
 fn pieces(chunks: &[ChunkRef], first: u64, range: Range<u64>) -> impl Iterator<Item = Piece> + '_ {

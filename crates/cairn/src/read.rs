@@ -127,8 +127,10 @@ async fn with_schemes(inner: Arc<Inner>, batch: Vec<Result<Piece>>) -> Vec<Resul
     match inner.meta.chunks(ids).await {
         Err(e) => out.push(Err(e.into())),
         Ok(states) => {
-            let schemes: std::collections::HashMap<_, _> =
-                states.into_iter().filter_map(|s| Some((s.id, s.record?.scheme))).collect();
+            let schemes: std::collections::HashMap<_, _> = states
+                .into_iter()
+                .filter_map(|s| Some((s.id, s.record?.scheme)))
+                .collect();
             for p in ok {
                 match schemes.get(&p.0.id) {
                     Some(scheme) => out.push(Ok((p, *scheme))),

@@ -662,6 +662,16 @@ impl StorageNode {
             c.wait().unwrap();
         }
     }
+
+    /// Sends `signal` (`"STOP"`, `"CONT"`, ...) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
 }
 
 impl Drop for StorageNode {

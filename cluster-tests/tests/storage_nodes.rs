@@ -4,7 +4,8 @@
 //! storage node killed (-9) every object still reads back (rebuilt from parity) and a write
 //! answers 503 (retryable, no degraded writes yet), never 500; restarted on its data, the node
 //! is the same node and writes go on; a gateway given the nodes in another order refuses to
-//! start rather than look for shards in the wrong places. Each node registers itself with the
+//! start rather than look for shards in the wrong places; with a node stopped (SIGSTOP) reads go
+//! on, from parity after the hedging delay. Each node registers itself with the
 //! metadata (id, address, zone, disks) and a restarted one reports again under its id.
 
 use std::process::{Command, Output, Stdio};
@@ -166,6 +167,29 @@ fn a_gateway_keeps_its_shards_on_storage_nodes() {
             .success()
     });
     read_back(&gateway, "after the restart");
+
+    // A node stopped (SIGSTOP: connections open, nothing answered) does not stall reads: the
+    // gateway asks the parity shards after its hedging delay (100 ms) instead of waiting out
+    // the 30 s deadline. aws-cli gives up after 10 s without a byte: a read that waited on the
+    // stopped node would fail here.
+    nodes[0].signal("STOP");
+    for (i, f) in files.iter().enumerate() {
+        let back = tmp.path().join(format!("stopped{i}"));
+        let out = aws_once(
+            &gateway,
+            &[
+                "--cli-read-timeout",
+                "10",
+                "s3",
+                "cp",
+                &format!("s3://bkt/f{i}"),
+                back.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "f{i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(file_hash(&back), file_hash(f), "f{i} with a node stopped");
+    }
+    nodes[0].signal("CONT");
 
     // The gateway restarted with the nodes in another order is refused: it would look for every
     // shard on the wrong node.

@@ -98,6 +98,15 @@ pub async fn suite(store: Arc<dyn ShardStore>) {
         vec![(key(51, 3), 5000), (key(52, 0), 5000)]
     );
     assert!(store.list(None, usize::MAX).await.unwrap().len() <= MAX_LIST);
+    // A chunk's shards, from the key just before them.
+    let chunk = key(51, 0).chunk;
+    let from = store.list(ShardKey::before_chunk(chunk), 3).await.unwrap();
+    assert_eq!(from, vec![(key(51, 3), 5000), (key(52, 0), 5000), (key(53, 1), 5000)]);
+    assert_eq!(ShardKey::before_chunk(ChunkId([0; 32])), None);
+    assert_eq!(
+        ShardKey::before_chunk(ChunkId([1; 32])).map(|k| (k.chunk.0[31], k.chunk.0[30], k.index)),
+        Some((0, 1, 255))
+    );
 
     // Compaction never loses live data.
     for n in 10..100u8 {

@@ -49,9 +49,22 @@ pub struct ShardKey {
 }
 
 impl ShardKey {
-    /// The first key of `chunk` (shard index 0).
-    pub fn first_of(chunk: ChunkId) -> Self {
-        Self { chunk, index: 0 }
+    /// The greatest key below every shard of `chunk` (`None` for the smallest chunk id): a
+    /// [`ShardStore::list`] after it starts at the chunk's first shard.
+    pub fn before_chunk(chunk: ChunkId) -> Option<Self> {
+        // The chunk id less one, read as a big-endian number, with the largest index.
+        let mut prev = chunk.0;
+        for b in prev.iter_mut().rev() {
+            let (v, borrow) = b.overflowing_sub(1);
+            *b = v;
+            if !borrow {
+                return Some(Self {
+                    chunk: ChunkId(prev),
+                    index: u8::MAX,
+                });
+            }
+        }
+        None
     }
 }
 

@@ -293,19 +293,11 @@ impl Store {
         let per_disk = self.inner.disks.iter().map(|disk| async move {
             let mut bytes = 0;
             for id in ids {
-                let after = ShardKey::first_of(*id);
-                let mut shards = Vec::new();
-                if let Some(len) = disk.stat(after).await.map_err(storage)? {
-                    shards.push((after, len));
-                }
-                shards.extend(
-                    disk.list(Some(after), usize::from(MAX_SHARDS))
-                        .await
-                        .map_err(storage)?
-                        .into_iter()
-                        .take_while(|(k, _)| k.chunk == *id),
-                );
-                for (key, len) in shards {
+                let shards = disk
+                    .list(ShardKey::before_chunk(*id), usize::from(MAX_SHARDS))
+                    .await
+                    .map_err(storage)?;
+                for (key, len) in shards.into_iter().take_while(|(k, _)| k.chunk == *id) {
                     if disk.delete(key).await.map_err(storage)? {
                         bytes += u64::from(len);
                     }

@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod credentials;
+mod grpc_role;
 mod keys;
 mod meta_node;
 mod server;

@@ -240,42 +240,21 @@ pub async fn run(args: MetaNodeArgs) -> anyhow::Result<()> {
         None => MetaNode::open_single(&args.data.join("meta")).await,
     }
     .context("opening the metadata")?;
-    let incoming = tonic::transport::server::TcpIncoming::bind(args.listen)
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?
-        .with_nodelay(Some(true));
-    let addr = incoming.local_addr()?;
-    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("binding {}", args.metrics_listen))?;
-    let metrics_addr = metrics_listener.local_addr()?;
-    let metrics = tokio::spawn(cairn_gateway::serve_metrics(metrics_listener, std::future::pending()));
+    let listeners = crate::grpc_role::bind(args.listen, args.metrics_listen).await?;
     let published = node.publish_metrics();
     let service = MetadataService::new(Arc::new(LocalMetaClient::new(node.clone())), &secret);
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "Metadata API: {addr}")?;
-        writeln!(out, "Metrics: http://{metrics_addr}/metrics")?;
-        writeln!(out, "Data: {}", args.data.display())?;
-        writeln!(out, "Ready.")?;
-        out.flush()?;
-    }
-    // No deadline of the server's own: callers set theirs (`grpc-timeout`, honoured here;
-    // the gateway's calls 10 s, Raft's openraft's), and a snapshot streamed to a follower may
-    // take longer than any fixed one. Every caller has proven the cluster secret; what one
-    // connection can hold is bounded, and dead peers are found by keep-alive.
-    let served = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(1024)
-        .max_concurrent_streams(Some(1024))
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
-        .tcp_keepalive(Some(std::time::Duration::from_secs(30)))
+    crate::grpc_role::announce(&[
+        ("Metadata API", listeners.addr.to_string()),
+        ("Metrics", format!("http://{}/metrics", listeners.metrics_addr)),
+        ("Data", args.data.display().to_string()),
+    ])?;
+    let served = crate::grpc_role::server(1024)
         .add_service(service)
         .add_service(node.raft_service(&secret))
         .add_service(cairn_meta_node::network::AdminService::new(node.clone(), &secret))
-        .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
+        .serve_with_incoming_shutdown(listeners.incoming, crate::server::shutdown_signal())
         .await;
-    metrics.abort();
+    listeners.metrics.abort();
     published.abort();
     node.shutdown().await;
     served.context("serving the metadata API")?;

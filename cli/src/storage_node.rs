@@ -105,15 +105,8 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
         })
         .await??
     };
-    let incoming = tonic::transport::server::TcpIncoming::bind(args.listen)
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?
-        .with_nodelay(Some(true));
-    let addr = incoming.local_addr()?;
-    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("binding {}", args.metrics_listen))?;
-    let metrics_addr = metrics_listener.local_addr()?;
-    let metrics = tokio::spawn(cairn_gateway::serve_metrics(metrics_listener, std::future::pending()));
+    let listeners = crate::grpc_role::bind(args.listen, args.metrics_listen).await?;
+    let addr = listeners.addr;
     let advertised = match args.advertise {
         Some(a) => a,
         None if addr.ip().is_unspecified() => {
@@ -166,32 +159,19 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
         }
     };
     let service = cairn_shard_client::ShardService::new(node_id.clone(), disks, &secret);
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "Shard API: {addr}")?;
-        writeln!(out, "Node: {node_id}")?;
-        writeln!(out, "Metrics: http://{metrics_addr}/metrics")?;
-        writeln!(out, "Data: {}", args.data.display())?;
-        writeln!(out, "Ready.")?;
-        out.flush()?;
-    }
-    // Callers set their deadlines (`grpc-timeout`); every caller has proven the cluster secret;
-    // what one connection can hold is bounded (streams, and the service's put budget), and
-    // dead peers are found by keep-alive.
-    let served = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(256)
-        .max_concurrent_streams(Some(256))
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true)
+    crate::grpc_role::announce(&[
+        ("Shard API", addr.to_string()),
+        ("Node", node_id.clone()),
+        ("Metrics", format!("http://{}/metrics", listeners.metrics_addr)),
+        ("Data", args.data.display().to_string()),
+    ])?;
+    let served = crate::grpc_role::server(256)
         .initial_stream_window_size(cairn_shard_client::STREAM_WINDOW_BYTES)
         .initial_connection_window_size(cairn_shard_client::CONNECTION_WINDOW_BYTES)
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming, crate::server::shutdown_signal())
+        .serve_with_incoming_shutdown(listeners.incoming, crate::server::shutdown_signal())
         .await;
-    metrics.abort();
+    listeners.metrics.abort();
     if let Some(h) = heartbeat {
         h.abort();
     }

@@ -258,6 +258,24 @@ impl Server {
             .expect("run aws (install aws-cli: pip install awscli)")
     }
 
+    /// Runs aws-cli making one attempt per request (no retries): what a failing request
+    /// answers is what the test sees.
+    pub fn aws_once(&self, args: &[&str]) -> Output {
+        Command::new("aws")
+            .args(["--endpoint-url", &self.s3, "--region", "us-east-1"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_RETRY_MODE", "standard")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_PAGER", "")
+            .output()
+            .expect("run aws (install aws-cli: pip install awscli)")
+    }
+
     /// Runs aws-cli and panics with its output unless it succeeds; returns stdout.
     pub fn aws_ok(&self, args: &[&str]) -> String {
         let out = self.aws(args);
@@ -454,6 +472,40 @@ pub fn own_loopback() -> String {
     format!("127.0.3.{}:0", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// Bytes of the files under `dir`, recursively (0 if it does not exist).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+/// Reads a role process's stdout up to its `Ready.` line: the `Label: value` lines it
+/// announced before, by label.
+fn announced(child: &mut Child) -> std::collections::HashMap<String, String> {
+    let mut lines = std::collections::HashMap::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "Ready." {
+            break;
+        }
+        if let Some((label, value)) = line.split_once(": ") {
+            lines.insert(label.to_string(), value.to_string());
+        }
+    }
+    lines
+}
+
 /// The cluster secret the tests' meta-nodes and gateways share.
 pub const CLUSTER_SECRET: &str = "cluster-tests-secret-0123456789";
 
@@ -502,22 +554,13 @@ impl MetaNode {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let mut addr = None;
-        let mut metrics = None;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("Metadata API: ") {
-                addr = Some(a.to_string());
-            } else if let Some(m) = line.strip_prefix("Metrics: ") {
-                metrics = Some(m.to_string());
-            } else if line == "Ready." {
-                break;
-            }
-        }
+        let mut said = announced(&mut child);
         MetaNode {
             child,
-            addr: addr.expect("the meta-node printed its address"),
-            metrics: metrics.expect("the meta-node printed its metrics address"),
+            addr: said.remove("Metadata API").expect("the meta-node printed its address"),
+            metrics: said
+                .remove("Metrics")
+                .expect("the meta-node printed its metrics address"),
         }
     }
 
@@ -637,21 +680,13 @@ impl StorageNode {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let (mut addr, mut node_id) = (None, None);
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("Shard API: ") {
-                addr = Some(a.to_string());
-            } else if let Some(n) = line.strip_prefix("Node: ") {
-                node_id = Some(n.to_string());
-            } else if line == "Ready." {
-                break;
-            }
-        }
+        let mut said = announced(&mut child);
         StorageNode {
             child: Some(child),
-            addr: addr.expect("the storage node printed its address (see its log)"),
-            node_id: node_id.expect("the storage node printed its id"),
+            addr: said
+                .remove("Shard API")
+                .expect("the storage node printed its address (see its log)"),
+            node_id: said.remove("Node").expect("the storage node printed its id"),
         }
     }
 

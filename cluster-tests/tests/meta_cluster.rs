@@ -12,24 +12,26 @@ use cairn_cluster_tests::{
     TestDir, CLUSTER_SECRET,
 };
 
+/// A storage node of three disks registered with the group at `meta`, and a gateway keeping
+/// its shards there.
+fn storage_and_gateway(tmp: &TestDir, meta: &str) -> (StorageNode, Server) {
+    let storage = StorageNode::start(&tmp.path().join("storage"), 3, &own_loopback(), &["--meta", meta]);
+    let gateway = Server::start_gateway_on(
+        &tmp.path().join("gateway"),
+        meta,
+        &storage.addr,
+        &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
+    );
+    (storage, gateway)
+}
+
 #[test]
 fn the_group_survives_the_loss_of_its_leader_with_no_acknowledged_write_lost() {
     let tmp = TestDir::new();
     let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let meta = addrs.join(",");
-    let storage = StorageNode::start(
-        &tmp.path().join("storage"),
-        3,
-        &own_loopback(),
-        &["--meta", &addrs.join(",")],
-    );
-    let gateway = Server::start_gateway_on(
-        &tmp.path().join("gateway"),
-        &meta,
-        &storage.addr,
-        &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
-    );
+    let (_storage, gateway) = storage_and_gateway(&tmp, &meta);
     gateway.aws_ok(&["s3", "mb", "s3://bkt"]);
     let mut written = Vec::new();
     let put = |name: &str, seed: u64, written: &mut Vec<(String, String)>| {
@@ -218,18 +220,7 @@ fn continuous_traffic_survives_three_leader_kills() {
     let tmp = TestDir::new();
     let mut nodes = MetaNode::start_group(tmp.path(), 3, &[]);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-    let storage = StorageNode::start(
-        &tmp.path().join("storage"),
-        3,
-        &own_loopback(),
-        &["--meta", &addrs.join(",")],
-    );
-    let gateway = Server::start_gateway_on(
-        &tmp.path().join("gateway"),
-        &addrs.join(","),
-        &storage.addr,
-        &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
-    );
+    let (_storage, gateway) = storage_and_gateway(&tmp, &addrs.join(","));
     let work = tmp.path().join("traffic");
     std::fs::create_dir(&work).unwrap();
     let clients = gateway

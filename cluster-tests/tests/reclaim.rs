@@ -21,21 +21,7 @@ const ENV: [(&str, &str); 4] = [
 
 /// Bytes of every file under the data directory's disks (segments and their index files).
 fn disk_bytes(data: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let m = e.metadata().unwrap();
-                if m.is_dir() {
-                    walk(&e.path())
-                } else {
-                    m.len()
-                }
-            })
-            .sum()
-    }
-    walk(&data.join("disks"))
+    cairn_cluster_tests::dir_bytes(&data.join("disks"))
 }
 
 /// What the live objects take in shards with erasure 2+1 (3 disks): 1.5 times their size, for

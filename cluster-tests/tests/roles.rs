@@ -32,23 +32,7 @@ fn a_gateway_serves_s3_over_a_meta_node_and_survives_its_restart() {
     // The meta-node dies: the gateway answers 503 at once, and says it is not ready.
     let addr = meta.addr.clone();
     meta.kill9();
-    let out = Command::new("aws")
-        .args([
-            "--endpoint-url",
-            &gateway.s3,
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            "bkt",
-        ])
-        .env("AWS_ACCESS_KEY_ID", cairn_cluster_tests::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", cairn_cluster_tests::SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .output()
-        .unwrap();
+    let out = gateway.aws_once(&["s3api", "list-objects-v2", "--bucket", "bkt"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "listing succeeded without metadata");
     assert!(

@@ -8,47 +8,13 @@
 //! on, from parity after the hedging delay. Each node registers itself with the
 //! metadata (id, address, zone, disks) and a restarted one reports again under its id.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cairn_cluster_tests::{
     cairn_bin, file_hash, own_loopback, wait_for, write_random_file, MetaNode, Server, StorageNode, TestDir,
     CLUSTER_SECRET,
 };
-
-/// aws-cli with one attempt per request.
-fn aws_once(gateway: &Server, args: &[&str]) -> Output {
-    Command::new("aws")
-        .args(["--endpoint-url", &gateway.s3, "--region", "us-east-1"])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", cairn_cluster_tests::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", cairn_cluster_tests::SECRET_KEY)
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_RETRY_MODE", "standard")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_PAGER", "")
-        .output()
-        .unwrap()
-}
-
-/// Bytes of the files under `dir`, recursively.
-fn bytes_under(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let e = e.unwrap();
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                bytes_under(&e.path())
-            } else {
-                e.metadata().unwrap().len()
-            }
-        })
-        .sum()
-}
 
 #[test]
 fn a_gateway_keeps_its_shards_on_storage_nodes() {
@@ -122,10 +88,10 @@ fn a_gateway_keeps_its_shards_on_storage_nodes() {
     // The shards are on the storage nodes (12 MiB in 2+1 stripes: ~6 MiB each), none on the
     // gateway.
     for i in 0..3 {
-        let held = bytes_under(&tmp.path().join(format!("storage{i}/disks")));
+        let held = cairn_cluster_tests::dir_bytes(&tmp.path().join(format!("storage{i}/disks")));
         assert!(held > 5 << 20, "storage node {i} holds {held} bytes");
     }
-    assert_eq!(bytes_under(&tmp.path().join("gateway/disks")), 0);
+    assert_eq!(cairn_cluster_tests::dir_bytes(&tmp.path().join("gateway/disks")), 0);
 
     // A storage node dies: every object still reads back, rebuilt from parity; a write cannot
     // place all its shards and answers 503, which clients retry.
@@ -136,7 +102,7 @@ fn a_gateway_keeps_its_shards_on_storage_nodes() {
     // no shard.)
     let fresh = tmp.path().join("fresh");
     write_random_file(&fresh, 1 << 20, 99);
-    let out = aws_once(&gateway, &["s3", "cp", fresh.to_str().unwrap(), "s3://bkt/during"]);
+    let out = gateway.aws_once(&["s3", "cp", fresh.to_str().unwrap(), "s3://bkt/during"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a write succeeded without all its disks");
     assert!(err.contains("503") || err.contains("ServiceUnavailable"), "{err}");
@@ -162,7 +128,8 @@ fn a_gateway_keeps_its_shards_on_storage_nodes() {
     assert_eq!(reg1, reg0);
     assert!(beat1 > beat0, "{beat1} after {beat0}");
     wait_for("writes to succeed again", Duration::from_secs(30), || {
-        aws_once(&gateway, &["s3", "cp", fresh.to_str().unwrap(), "s3://bkt/after"])
+        gateway
+            .aws_once(&["s3", "cp", fresh.to_str().unwrap(), "s3://bkt/after"])
             .status
             .success()
     });
@@ -175,17 +142,14 @@ fn a_gateway_keeps_its_shards_on_storage_nodes() {
     nodes[0].signal("STOP");
     for (i, f) in files.iter().enumerate() {
         let back = tmp.path().join(format!("stopped{i}"));
-        let out = aws_once(
-            &gateway,
-            &[
-                "--cli-read-timeout",
-                "10",
-                "s3",
-                "cp",
-                &format!("s3://bkt/f{i}"),
-                back.to_str().unwrap(),
-            ],
-        );
+        let out = gateway.aws_once(&[
+            "--cli-read-timeout",
+            "10",
+            "s3",
+            "cp",
+            &format!("s3://bkt/f{i}"),
+            back.to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "f{i}: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(file_hash(&back), file_hash(f), "f{i} with a node stopped");
     }

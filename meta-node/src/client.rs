@@ -48,6 +48,15 @@ fn unavailable(e: crate::MetaUnavailable) -> MetaClientError {
     }
 }
 
+fn chunk_state(kv: &dyn KvRead, id: ChunkId) -> std::result::Result<ChunkState, MetaError> {
+    Ok(ChunkState {
+        id,
+        record: query::chunk(kv, &id)?,
+        mark: query::gc_mark(kv, &id)?,
+        placement: query::placement(kv, &id)?,
+    })
+}
+
 fn in_bucket<T>(exists: bool, found: Option<T>) -> InBucket<T> {
     match (exists, found) {
         (false, _) => InBucket::NoBucket,
@@ -167,15 +176,19 @@ impl MetaClient for LocalMetaClient {
     }
 
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
+        self.read(move |kv| ids.into_iter().map(|id| chunk_state(kv, id)).collect())
+            .await
+    }
+
+    async fn cluster_map(&self, epoch: Option<u64>) -> Result<Option<cairn_meta::ClusterMapRecord>> {
+        self.read(move |kv| query::cluster_map(kv, epoch)).await
+    }
+
+    async fn repair_queue(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<ChunkState>> {
         self.read(move |kv| {
-            ids.into_iter()
-                .map(|id| {
-                    Ok(ChunkState {
-                        id,
-                        record: query::chunk(kv, &id)?,
-                        mark: query::gc_mark(kv, &id)?,
-                    })
-                })
+            query::repair_queue(kv, after.as_ref(), limit)?
+                .into_iter()
+                .map(|id| chunk_state(kv, id))
                 .collect()
         })
         .await

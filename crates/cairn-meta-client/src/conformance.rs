@@ -73,6 +73,7 @@ pub async fn run(client: &dyn MetaClient) {
     uploads(client).await;
     keys(client).await;
     storage_nodes(client).await;
+    placements(client).await;
     chunks_and_collection(client).await;
     paged(client).await;
 }
@@ -246,6 +247,85 @@ async fn storage_nodes(client: &dyn MetaClient) {
             ..node(200)
         }]
     );
+}
+
+async fn placements(client: &dyn MetaClient) {
+    // The node reported by `storage_nodes` made the first epoch; heartbeats no other.
+    let map = client.cluster_map(None).await.unwrap().expect("a map after a report");
+    assert_eq!(map.epoch, 1);
+    assert_eq!(map.nodes.len(), 1);
+    assert_eq!(
+        (map.nodes[0].weights.as_slice(), map.nodes[0].draining),
+        (&[1u64][..], false)
+    );
+    let drain = |drain| Command::DrainStorageNode {
+        id: map.nodes[0].id.clone(),
+        drain,
+    };
+    ok(client, drain(true)).await;
+    let drained = client.cluster_map(None).await.unwrap().unwrap();
+    assert!(drained.epoch == 2 && drained.nodes[0].draining);
+    assert_eq!(client.cluster_map(Some(1)).await.unwrap(), Some(map.clone()));
+    assert_eq!(client.cluster_map(Some(3)).await.unwrap(), None);
+    assert_eq!(
+        client
+            .propose(Command::DrainStorageNode {
+                id: "nobody".into(),
+                drain: true
+            })
+            .await
+            .unwrap(),
+        Response::Failed(MetaError::NoSuchStorageNode)
+    );
+    ok(client, drain(false)).await;
+
+    // A write placed by epoch 3 with shards 0 and 5 of one chunk missing.
+    let bucket = BucketRecord {
+        name: "placed".into(),
+        owner: "owner".into(),
+        created: 1,
+    };
+    ok(client, Command::CreateBucket { bucket }).await;
+    let (whole, short) = (chunk(300), chunk(301));
+    ok(
+        client,
+        Command::Placed {
+            placement: cairn_meta::WritePlacement {
+                epoch: 3,
+                missing: vec![(short.id, 0b100001)],
+            },
+            command: Box::new(put(
+                "placed",
+                "k",
+                object("vp1", &[whole, short]),
+                vec![whole.id, short.id],
+            )),
+        },
+    )
+    .await;
+    let states = client.chunks(vec![whole.id, short.id]).await.unwrap();
+    assert_eq!(states[0].placement, cairn_meta::ChunkPlacement { epoch: 3, missing: 0 });
+    assert_eq!(
+        states[1].placement,
+        cairn_meta::ChunkPlacement {
+            epoch: 3,
+            missing: 0b100001
+        }
+    );
+    let queue = client.repair_queue(None, 10).await.unwrap();
+    assert_eq!(queue, vec![states[1]]);
+    assert!(client.repair_queue(Some(short.id), 10).await.unwrap().is_empty());
+    ok(
+        client,
+        Command::ShardsChanged {
+            chunk: short.id,
+            epoch: 3,
+            restored: 0b100001,
+            lost: 0,
+        },
+    )
+    .await;
+    assert!(client.repair_queue(None, 10).await.unwrap().is_empty());
 }
 
 async fn chunks_and_collection(client: &dyn MetaClient) {

@@ -328,6 +328,14 @@ impl MetaClient for GrpcMetaClient {
         rpc!(self, access_version, ())
     }
 
+    async fn cluster_map(&self, epoch: Option<u64>) -> Result<Option<cairn_meta::ClusterMapRecord>> {
+        rpc!(self, cluster_map, epoch)
+    }
+
+    async fn repair_queue(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<ChunkState>> {
+        rpc!(self, repair_queue, (after, limit as u64))
+    }
+
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>> {
         rpc!(self, chunks, ids)
     }
@@ -534,6 +542,17 @@ impl Metadata for MetadataService {
 
     async fn access_version(&self, req: tonic::Request<Payload>) -> Answer {
         answer("access_version", req, |(): ()| self.meta.access_version()).await
+    }
+
+    async fn cluster_map(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("cluster_map", req, |epoch: Option<u64>| self.meta.cluster_map(epoch)).await
+    }
+
+    async fn repair_queue(&self, req: tonic::Request<Payload>) -> Answer {
+        answer("repair_queue", req, |(after, limit): (Option<ChunkId>, u64)| {
+            self.meta.repair_queue(after, limit as usize)
+        })
+        .await
     }
 
     async fn chunks(&self, req: tonic::Request<Payload>) -> Answer {

@@ -89,6 +89,8 @@ pub struct ChunkState {
     pub record: Option<ChunkRecord>,
     /// Its collection mark.
     pub mark: Option<GcMark>,
+    /// Where its shards are (meaningful while it has a record).
+    pub placement: cairn_meta::ChunkPlacement,
 }
 
 /// What a meta-node knows of its Raft group (`cairn meta status`, the gateway's
@@ -188,6 +190,14 @@ pub trait MetaClient: Send + Sync + 'static {
 
     /// Every storage node that reported itself (`Command::ReportStorageNode`), by id.
     async fn storage_nodes(&self) -> Result<Vec<cairn_meta::StorageNodeRecord>>;
+
+    /// The cluster map of `epoch`, or the current one (`None`); `None` when there is no such
+    /// epoch. A past epoch never changes.
+    async fn cluster_map(&self, epoch: Option<u64>) -> Result<Option<cairn_meta::ClusterMapRecord>>;
+
+    /// Up to `limit` chunks of the repair queue (shards missing) after `after`, with their
+    /// state, in chunk id order.
+    async fn repair_queue(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<ChunkState>>;
 
     /// The state of each chunk of `ids`, in the same order, read at one point in time.
     async fn chunks(&self, ids: Vec<ChunkId>) -> Result<Vec<ChunkState>>;

@@ -11,8 +11,8 @@ use crate::command::{Command, MetaError, Response};
 use crate::keys::{self, prefix_end};
 use crate::kv::KvWrite;
 use crate::records::{
-    Body, ChunkRecord, ChunkRef, CompletedUpload, GcInfo, GcMark, ObjectAttrs, ObjectRecord, PartExtent, PartRecord,
-    UploadRecord, WriteFence,
+    Body, ChunkPlacement, ChunkRecord, ChunkRef, CompletedUpload, GcInfo, GcMark, ObjectAttrs, ObjectRecord,
+    PartExtent, PartRecord, UploadRecord, WriteFence, WritePlacement,
 };
 
 type Result<T> = std::result::Result<T, MetaError>;
@@ -21,11 +21,19 @@ type Result<T> = std::result::Result<T, MetaError>;
 /// [`crate::Overlay`] and keep its writes only when it succeeds. Never panics on any state.
 pub fn apply(kv: &mut impl KvWrite, cmd: &Command) -> Result<Response> {
     cmd.validate().map_err(MetaError::Invalid)?;
-    run(kv, cmd, None)
+    run(kv, cmd, WriteCtx::default())
 }
 
-/// Executes a validated command; `fence` is what the writer of a `Fenced` command saw.
-fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Result<Response> {
+/// What wrappers of a write tell about it: what its writer saw of space reclamation
+/// (`Fenced`) and where it put the shards it wrote (`Placed`).
+#[derive(Clone, Copy, Default)]
+struct WriteCtx<'a> {
+    fence: Option<&'a WriteFence>,
+    placement: Option<&'a WritePlacement>,
+}
+
+/// Executes a validated command in what its wrappers said.
+fn run(kv: &mut impl KvWrite, cmd: &Command, ctx: WriteCtx<'_>) -> Result<Response> {
     match cmd {
         Command::CreateBucket { bucket } => {
             let k = keys::bucket_key(&bucket.name);
@@ -75,7 +83,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
             let old = read::<ObjectRecord>(kv, &k)?;
             check_conditions(old.as_ref(), *if_none_match, if_match.as_deref())?;
             if let Body::Chunks(chunks) = &object.body {
-                add_refs(kv, chunks, Some(Written::new(written, *scheme, fence)))?;
+                add_refs(kv, chunks, Some(Written::new(written, *scheme, ctx)))?;
             }
             if let Some(old) = old {
                 drop_version(kv, &old)?;
@@ -119,7 +127,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
         } => {
             require_upload(kv, bucket, key, upload_id)?;
             let pk = keys::part_key(upload_id, part.number);
-            add_refs(kv, part_chunks(part)?, Some(Written::new(written, *scheme, fence)))?;
+            add_refs(kv, part_chunks(part)?, Some(Written::new(written, *scheme, ctx)))?;
             if let Some(old) = read::<PartRecord>(kv, &pk)? {
                 drop_refs(kv, part_chunks(&old)?)?;
             }
@@ -167,7 +175,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
             created,
             command,
         } => match read::<crate::BucketRecord>(kv, &keys::bucket_key(bucket))? {
-            Some(b) if b.owner == *owner && b.created == *created => run(kv, command, fence),
+            Some(b) if b.owner == *owner && b.created == *created => run(kv, command, ctx),
             _ => Err(MetaError::NoSuchBucket),
         },
         Command::CopyObject {
@@ -197,7 +205,29 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
             bump_access_version(kv)?;
             Ok(Response::Done)
         }
-        Command::Fenced { fence, command } => run(kv, command, Some(fence)),
+        Command::Fenced { fence, command } => run(
+            kv,
+            command,
+            WriteCtx {
+                fence: Some(fence),
+                ..ctx
+            },
+        ),
+        Command::Placed { placement, command } => run(
+            kv,
+            command,
+            WriteCtx {
+                placement: Some(placement),
+                ..ctx
+            },
+        ),
+        Command::DrainStorageNode { id, drain } => cluster::drain(kv, id, *drain),
+        Command::ShardsChanged {
+            chunk,
+            epoch,
+            restored,
+            lost,
+        } => cluster::shards_changed(kv, chunk, *epoch, *restored, *lost),
         Command::ReportStorageNode { node } => {
             let k = keys::storage_node_key(&node.id);
             let mut node = node.clone();
@@ -205,6 +235,7 @@ fn run(kv: &mut impl KvWrite, cmd: &Command, fence: Option<&WriteFence>) -> Resu
                 node.registered = known.registered;
             }
             kv.put(k, encode(&node));
+            cluster::reported(kv, &node)?;
             Ok(Response::Done)
         }
         Command::GcBegin => gc::begin(kv),
@@ -458,15 +489,25 @@ pub(super) struct Written<'a> {
     ids: HashSet<&'a ChunkId>,
     scheme: ErasureScheme,
     fence: Option<&'a WriteFence>,
+    placement: Option<&'a WritePlacement>,
 }
 
 impl<'a> Written<'a> {
-    fn new(ids: &'a [ChunkId], scheme: ErasureScheme, fence: Option<&'a WriteFence>) -> Self {
+    fn new(ids: &'a [ChunkId], scheme: ErasureScheme, ctx: WriteCtx<'a>) -> Self {
         Self {
             ids: ids.iter().collect(),
             scheme,
-            fence,
+            fence: ctx.fence,
+            placement: ctx.placement,
         }
+    }
+
+    /// Where this writer put the shards of `id`, one of the chunks it wrote.
+    fn placement_of(&self, id: &ChunkId) -> ChunkPlacement {
+        self.placement.map_or_else(ChunkPlacement::default, |p| ChunkPlacement {
+            epoch: p.epoch,
+            missing: p.missing.iter().find(|(c, _)| c == id).map_or(0, |(_, m)| *m),
+        })
     }
 
     /// Whether the shards this writer stored for `id`, which has no record, are sure to be
@@ -504,29 +545,37 @@ fn add_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef], written: Option<Written<
             existing => {
                 let gk = keys::gc_key(&c.id);
                 let mark = read::<GcMark>(kv, &gk)?;
-                let revived = match (existing, &written) {
+                let rewritten = written.as_ref().filter(|w| w.ids.contains(&c.id));
+                let revived = match (existing, rewritten) {
                     (_, _) if matches!(mark, Some(GcMark::Deleting { .. })) => None,
-                    // Revived; if this writer stored it again, its shards are in its scheme.
-                    (Some(r), w) => Some(ChunkRecord {
-                        refcount: 1,
-                        scheme: w
-                            .as_ref()
-                            .filter(|w| w.ids.contains(&c.id))
-                            .map_or(r.scheme, |w| w.scheme),
-                        ..r
-                    }),
-                    (None, Some(w)) if w.ids.contains(&c.id) => {
+                    // Revived; if this writer stored it again, its shards are in its scheme,
+                    // where it placed them.
+                    (Some(r), w) => {
+                        if let Some(w) = w {
+                            cluster::set_placement(kv, &c.id, w.placement_of(&c.id));
+                        }
+                        Some(ChunkRecord {
+                            refcount: 1,
+                            scheme: w.map_or(r.scheme, |w| w.scheme),
+                            ..r
+                        })
+                    }
+                    (None, Some(w)) => {
                         let info = match info {
                             Some(i) => i,
                             None => *info.insert(gc::info(kv)?),
                         };
-                        w.still_stored(&c.id, mark, &info).then_some(ChunkRecord {
+                        let stored = w.still_stored(&c.id, mark, &info);
+                        if stored {
+                            cluster::set_placement(kv, &c.id, w.placement_of(&c.id));
+                        }
+                        stored.then_some(ChunkRecord {
                             refcount: 1,
                             len: c.len,
                             scheme: w.scheme,
                         })
                     }
-                    (None, _) => None,
+                    (None, None) => None,
                 };
                 match revived {
                     Some(r) => {
@@ -567,6 +616,9 @@ fn drop_refs(kv: &mut impl KvWrite, chunks: &[ChunkRef]) -> Result<()> {
     Ok(())
 }
 
+mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod composite;
 mod gc;
 #[cfg(test)]

@@ -210,6 +210,38 @@ pub enum Command {
         /// The node as it is now.
         node: crate::StorageNodeRecord,
     },
+    /// Runs `command` (a `Fenced` write) recording where the shards of the chunks it wrote
+    /// are: the map epoch they were placed by and the shards it could not store, which go into
+    /// the repair queue. Appended after `ReportStorageNode`; the data path sends every write of
+    /// new chunks in it.
+    Placed {
+        /// Where the writer put the shards.
+        placement: crate::WritePlacement,
+        /// The write.
+        command: Box<Command>,
+    },
+    /// Sets or clears a storage node's draining flag in the cluster map (a new epoch when it
+    /// changes). Fails with `NoSuchStorageNode` if the map does not hold the node.
+    DrainStorageNode {
+        /// The node's id.
+        id: String,
+        /// Draining (`true`) or taking new shards again.
+        drain: bool,
+    },
+    /// Records that shards of `chunk` placed by `epoch` are stored again (`restored`, by
+    /// repair) or were found lost (`lost`, by a read or a scrub); the chunk enters or leaves
+    /// the repair queue accordingly. Ignored if the chunk has no record or its placement is no
+    /// longer `epoch` (collected and written again meanwhile); never marks every shard lost.
+    ShardsChanged {
+        /// The chunk.
+        chunk: ChunkId,
+        /// Its placement epoch as the caller saw it.
+        epoch: u64,
+        /// Shards stored again (bit `i` for shard `i`).
+        restored: u32,
+        /// Shards found lost.
+        lost: u32,
+    },
 }
 
 /// The outcome of a command.
@@ -296,6 +328,9 @@ pub enum MetaError {
     /// runs, or this one restarted): begin or resume a pass again.
     #[error("collection pass {0} is not in progress")]
     NotCurrentPass(u64),
+    /// The cluster map holds no storage node of that id.
+    #[error("no such storage node")]
+    NoSuchStorageNode,
 }
 
 /// What makes a command malformed, whatever the state it meets.
@@ -330,6 +365,9 @@ pub enum InvalidCommand {
     /// `StorageNodeRecord::check`).
     #[error("malformed storage node report (id, address, zone or disks out of bounds)")]
     StorageNode,
+    /// `Placed` wraps something other than a `Fenced` write, or names a shard beyond 32.
+    #[error("Placed must wrap a Fenced write")]
+    BadPlacement,
 }
 
 impl Command {
@@ -376,6 +414,12 @@ impl Command {
                 command.validate()
             }
             Command::ReportStorageNode { node } => node.check().map_err(|_| InvalidCommand::StorageNode),
+            Command::Placed { placement, command } => {
+                if !matches!(**command, Command::Fenced { .. }) || placement.missing.iter().any(|(_, m)| *m == 0) {
+                    return Err(InvalidCommand::BadPlacement);
+                }
+                command.validate()
+            }
             _ => Ok(()),
         }
     }
@@ -438,6 +482,11 @@ impl std::fmt::Display for Command {
             Command::GcEnd { pass } => write!(f, "GcEnd({pass})"),
             Command::GcPurge { through, ids } => write!(f, "GcPurge(through {through}, {} marks)", ids.len()),
             Command::ReportStorageNode { node } => write!(f, "ReportStorageNode({} at {})", node.id, node.addr),
+            Command::Placed { placement, command } => write!(f, "Placed(epoch {}, {command})", placement.epoch),
+            Command::DrainStorageNode { id, drain } => write!(f, "DrainStorageNode({id}, {drain})"),
+            Command::ShardsChanged {
+                chunk, restored, lost, ..
+            } => write!(f, "ShardsChanged({chunk}, +{restored:#x}, -{lost:#x})"),
             Command::GcForget { retired, completed } => {
                 write!(
                     f,

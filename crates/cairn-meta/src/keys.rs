@@ -17,6 +17,12 @@
 //! b'Z' "gc"                                    -> GcInfo (collection passes)
 //! b'Z' "access"                                -> u64: the access version (key and bucket changes)
 //! b'N' node-id                                 -> StorageNodeRecord (storage nodes)
+//! b'L' chunk-id(32)                            -> ChunkPlacement (chunks placed by a cluster
+//!                                                 map, or with shards missing)
+//! b'Q' chunk-id(32)                            -> () (the repair queue: chunks with shards
+//!                                                 missing)
+//! b'Y' epoch(u64 BE)                           -> ClusterMapRecord (every epoch of the map)
+//! b'Z' "map"                                   -> u64: the current epoch of the cluster map
 //! ```
 //! Version ids are checked by [`crate::Command::validate`] to be short and without 0x00.
 //!
@@ -43,6 +49,9 @@ pub(crate) const T_RETIRED: u8 = b'R';
 pub(crate) const T_GC: u8 = b'G';
 pub(crate) const T_SINGLE: u8 = b'Z';
 pub(crate) const T_NODE: u8 = b'N';
+pub(crate) const T_PLACEMENT: u8 = b'L';
+pub(crate) const T_REPAIR: u8 = b'Q';
+pub(crate) const T_MAP: u8 = b'Y';
 
 /// One past the last byte used as a table prefix: the state lives in `[0, TABLE_STATE_END)`.
 pub const TABLE_STATE_END: u8 = 0xFF;
@@ -187,6 +196,34 @@ pub(crate) fn gc_key(id: &ChunkId) -> Vec<u8> {
     k.push(T_GC);
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// Key of a chunk's placement record.
+pub(crate) fn placement_key(id: &ChunkId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(T_PLACEMENT);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of a chunk's entry in the repair queue.
+pub(crate) fn repair_key(id: &ChunkId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(T_REPAIR);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of the cluster map of `epoch`.
+pub(crate) fn map_key(epoch: u64) -> Vec<u8> {
+    let mut k = vec![T_MAP];
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k
+}
+
+/// Key of the current epoch of the cluster map.
+pub(crate) fn map_epoch_key() -> Vec<u8> {
+    vec![T_SINGLE, b'm', b'a', b'p']
 }
 
 /// Key of the access version (`query::access_version`).

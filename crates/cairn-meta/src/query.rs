@@ -80,6 +80,34 @@ pub fn chunk(kv: &(impl KvRead + ?Sized), id: &ChunkId) -> Result<Option<ChunkRe
     get(kv, &keys::chunk_key(id))
 }
 
+/// Where a chunk's shards are (the default, epoch 0 with none missing, when none is stored).
+pub fn placement(kv: &(impl KvRead + ?Sized), id: &ChunkId) -> Result<crate::ChunkPlacement> {
+    Ok(get(kv, &keys::placement_key(id))?.unwrap_or_default())
+}
+
+/// Up to `limit` chunks of the repair queue (chunks with shards missing) after `after` (from
+/// the first when `None`), in chunk id order.
+pub fn repair_queue(kv: &(impl KvRead + ?Sized), after: Option<&ChunkId>, limit: usize) -> Result<Vec<ChunkId>> {
+    let p = [keys::T_REPAIR];
+    Ok(id_page::<()>(kv, &p, after, limit)?
+        .into_iter()
+        .map(|(id, ())| id)
+        .collect())
+}
+
+/// The cluster map of `epoch`, or the current one (`None`); `None` if there is no such epoch
+/// (no storage node has reported itself yet, for the current one).
+pub fn cluster_map(kv: &(impl KvRead + ?Sized), epoch: Option<u64>) -> Result<Option<crate::ClusterMapRecord>> {
+    let epoch = match epoch {
+        Some(e) => e,
+        None => match get::<u64>(kv, &keys::map_epoch_key())? {
+            Some(e) => e,
+            None => return Ok(None),
+        },
+    };
+    get(kv, &keys::map_key(epoch))
+}
+
 /// A chunk's collection mark, if it has one.
 pub fn gc_mark(kv: &(impl KvRead + ?Sized), id: &ChunkId) -> Result<Option<GcMark>> {
     get(kv, &keys::gc_key(id))

@@ -173,6 +173,75 @@ pub struct ChunkRecord {
     pub scheme: ErasureScheme,
 }
 
+/// Where a chunk's shards are, beyond its scheme. Kept apart from its [`ChunkRecord`] (and only
+/// when it is not the default), so that records written before cluster maps existed read
+/// unchanged as epoch 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkPlacement {
+    /// The cluster-map epoch whose placement put shard `i` on the map's `i`-th disk for the
+    /// chunk; 0 for the fixed disk list of a store without a cluster map.
+    pub epoch: u64,
+    /// Bit `i` set: shard `i` is not stored (it could not be written, or was found lost) and
+    /// awaits repair. Never all of them; a chunk with any bit set is in the repair queue.
+    pub missing: u32,
+}
+
+impl ChunkPlacement {
+    /// How many shards are missing.
+    pub fn missing_count(&self) -> u32 {
+        self.missing.count_ones()
+    }
+}
+
+/// One storage node in the cluster map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapNode {
+    /// The node's id.
+    pub id: String,
+    /// Its failure domain.
+    pub zone: String,
+    /// The weight of each of its disks, in its disk order (their capacity in GiB, at least 1).
+    pub weights: Vec<u64>,
+    /// Draining: its disks take no new shards (placement sees weight 0), and what they hold
+    /// stays readable.
+    pub draining: bool,
+}
+
+/// The cluster map at one epoch: the storage nodes and disks placement chooses from. It
+/// changes only through Raft (a node's first report or a change of its zone or disks, an
+/// administrator's drain), each change a new epoch; every epoch is kept, because a chunk's
+/// shards are found through the map of the epoch it was written in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMapRecord {
+    /// The epoch, from 1.
+    pub epoch: u64,
+    /// The nodes, in id order.
+    pub nodes: Vec<MapNode>,
+}
+
+impl MapNode {
+    /// The map entry a node's report asks for (not draining).
+    pub fn from_report(node: &StorageNodeRecord) -> Self {
+        Self {
+            id: node.id.clone(),
+            zone: node.zone.clone(),
+            weights: node.disks.iter().map(|d| (d.capacity_total >> 30).max(1)).collect(),
+            draining: false,
+        }
+    }
+}
+
+/// What the writer of new chunks knows of where it put their shards, carried by its commit
+/// ([`crate::Command::Placed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WritePlacement {
+    /// The cluster-map epoch the writer placed them by (0: a fixed disk list).
+    pub epoch: u64,
+    /// Written chunks with shards the writer could not store: (chunk, bit `i` set for each
+    /// shard `i` missing). Chunks not listed have all their shards.
+    pub missing: Vec<(ChunkId, u32)>,
+}
+
 /// An in-progress multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRecord {

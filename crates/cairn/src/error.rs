@@ -96,6 +96,7 @@ impl From<MetaError> for Error {
             MetaError::VersionIdInUse => Error::Invalid(e.to_string()),
             MetaError::Store(s) => Error::Storage(s),
             MetaError::NotCurrentPass(_) => Error::Unavailable(e.to_string()),
+            MetaError::NoSuchStorageNode => Error::Invalid(e.to_string()),
         }
     }
 }

@@ -105,6 +105,7 @@ mod tests {
             id,
             record: None,
             mark: None,
+            placement: Default::default(),
         }
     }
 

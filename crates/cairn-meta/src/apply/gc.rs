@@ -88,6 +88,7 @@ pub(super) fn drop_claimed(kv: &mut impl KvWrite, pass: u64, ids: &[ChunkId]) ->
         let gk = keys::gc_key(id);
         if matches!(read::<GcMark>(kv, &gk)?, Some(GcMark::Deleting { pass: p, .. }) if p == pass) {
             kv.delete(keys::chunk_key(id));
+            super::cluster::set_placement(kv, id, Default::default());
             kv.put(gk, encode(&GcMark::Gone { pass }));
         }
     }

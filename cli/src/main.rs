@@ -58,8 +58,16 @@ struct GatewayArgs {
     /// Addresses of the storage nodes (host:port,...) whose disks hold the shards, in a fixed
     /// order (placement follows it; the gateway refuses to start if it changed). Without it,
     /// the gateway keeps shards on `--disks` disks of its own
-    #[arg(long, value_name = "ADDR,...")]
+    #[arg(long, value_name = "ADDR,...", conflicts_with = "cluster")]
     storage: Option<String>,
+    /// Place shards by the cluster map in the metadata: on every storage node that registered
+    /// itself (`cairn storage-node --meta`), weighted by capacity, spread over nodes and zones
+    #[arg(long)]
+    cluster: bool,
+    /// With `--cluster`: the erasure scheme of new chunks, DATA+PARITY (the cluster needs at
+    /// least DATA+PARITY disks; one per node while there are enough nodes)
+    #[arg(long, value_name = "K+M", default_value = "4+2", requires = "cluster")]
+    erasure: String,
     #[command(flatten)]
     server: config::ServerArgs,
 }
@@ -78,7 +86,11 @@ fn main() -> anyhow::Result<()> {
             args.server,
             server::Metadata::Remote {
                 meta: args.meta,
-                storage: args.storage,
+                storage: match (args.storage, args.cluster) {
+                    (Some(list), _) => server::Shards::Listed(list),
+                    (None, true) => server::Shards::Cluster(args.erasure),
+                    (None, false) => server::Shards::Own,
+                },
             },
         )),
         Command::Key { command, admin } => rt.block_on(keys::run(command, admin)),

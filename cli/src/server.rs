@@ -31,14 +31,35 @@ pub(crate) async fn shutdown_signal() {
 pub enum Metadata {
     /// A metadata node in this process, on the data directory (`cairn server`).
     InProcess,
-    /// Meta-nodes at these addresses, over gRPC (`cairn gateway --meta ADDR,...`), and the
-    /// storage nodes holding the shards (`--storage ADDR,...`; without it, disks of its own).
+    /// Meta-nodes at these addresses, over gRPC (`cairn gateway --meta ADDR,...`), and where
+    /// the shards are.
     Remote {
         /// Meta-node addresses, comma-separated.
         meta: String,
-        /// Storage node addresses, comma-separated.
-        storage: Option<String>,
+        /// Where the shards are.
+        storage: Shards,
     },
+}
+
+/// Where a gateway keeps shards.
+#[derive(Debug)]
+pub enum Shards {
+    /// `--disks` disks of its own.
+    Own,
+    /// The storage nodes at these addresses (comma-separated), in a fixed order (`--storage`).
+    Listed(String),
+    /// Every storage node of the cluster map (`--cluster`), with this erasure scheme (`K+M`).
+    Cluster(String),
+}
+
+/// An erasure scheme written `K+M`.
+fn parse_scheme(s: &str) -> anyhow::Result<cairn::ErasureScheme> {
+    let (k, m) = s
+        .split_once('+')
+        .with_context(|| format!("erasure scheme {s:?}: expected DATA+PARITY, such as 4+2"))?;
+    let k: u8 = k.trim().parse().with_context(|| format!("erasure scheme {s:?}"))?;
+    let m: u8 = m.trim().parse().with_context(|| format!("erasure scheme {s:?}"))?;
+    Ok(cairn::ErasureScheme::new(k, m)?)
 }
 
 /// How long a gateway waits for each metadata call before it fails as unavailable (503).
@@ -108,12 +129,18 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
             });
             let meta = std::sync::Arc::new(meta);
             let (store, lock) = match storage {
-                None => cairn_local::open_with_meta(&cfg.data, cfg.disks, store_config, meta)
+                Shards::Own => cairn_local::open_with_meta(&cfg.data, cfg.disks, store_config, meta)
                     .await
                     .context("opening the disks")?,
-                Some(nodes) => {
+                Shards::Listed(nodes) => {
                     let disks = crate::storage_node::connect_all(&cfg.data, nodes, &secret).await?;
                     cairn_local::open_remote(&cfg.data, disks, store_config, meta).context("opening the store")?
+                }
+                Shards::Cluster(erasure) => {
+                    let scheme = parse_scheme(erasure)?;
+                    let layout = cairn::RingLayout::new(meta.clone(), crate::storage_node::connector(&secret));
+                    cairn_local::open_cluster(&cfg.data, std::sync::Arc::new(layout), scheme, store_config, meta)
+                        .context("opening the store")?
                 }
             };
             (store, Some(lock))
@@ -193,8 +220,10 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
             max_bytes_per_sec: cfg.compaction_max_bytes_per_sec,
         },
     });
+    let repairer = store.spawn_repairer(cairn::RepairConfig::default());
     let served = bound.serve(store.clone(), shutdown_signal()).await;
     reclaimer.abort();
+    repairer.abort();
     served?;
     store.shutdown().await;
     tracing::info!("stopped");

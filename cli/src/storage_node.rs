@@ -184,6 +184,30 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
 /// How long a gateway waits for each shard call before it fails as unavailable.
 const SHARD_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a gateway with `--cluster` waits for a storage node to say who it is.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How a gateway with `--cluster` reaches a storage node of the map: the shard API at its
+/// reported address, with the cluster secret.
+pub fn connector(secret: &str) -> cairn::Connector {
+    let secret = secret.to_string();
+    std::sync::Arc::new(move |addr: String| {
+        let secret = secret.clone();
+        Box::pin(async move {
+            // A node that accepts connections but does not answer (stopped) must not hold the
+            // request that meets it for long: it is tried again a second later.
+            let node = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                cairn_shard_client::connect(&addr, &secret, SHARD_CALL_TIMEOUT),
+            )
+            .await
+            .map_err(|_| cairn::Error::Unavailable(format!("storage node at {addr}: no answer")))?
+            .map_err(cairn::Error::from)?;
+            Ok((node.node_id, node.disks))
+        })
+    })
+}
+
 /// The disks of the storage nodes at `addrs` (comma-separated), node after node, each node's
 /// disks in their order: the placement order. Waits for every node to answer. The layout (node
 /// ids and disk counts, in order) is kept in `dir/storage-layout` on the first start and must

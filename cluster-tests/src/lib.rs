@@ -109,6 +109,12 @@ impl Server {
         .0
     }
 
+    /// Starts `cairn ROLE...` (a gateway with any flags) on `data` with the test root
+    /// credentials and `env`.
+    pub fn start_role_with(role: &[&str], data: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_role(role, data, 1, true, &[], env).0
+    }
+
     fn start_role(
         role: &[&str],
         data: &Path,

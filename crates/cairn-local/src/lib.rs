@@ -76,6 +76,21 @@ async fn open_disks(dir: &Path, disks: usize, config: &StoreConfig) -> Result<Ve
         .map_err(|e| Error::Storage(e.to_string()))
 }
 
+/// A store placing shards by the cluster map in the metadata (`layout`: a
+/// [`cairn::RingLayout`]), writing new chunks with `scheme`, its metadata reached through
+/// `meta`. `dir` (the gateway's own directory: its credentials) is locked; keep the returned
+/// lock as long as the store.
+pub fn open_cluster(
+    dir: &Path,
+    layout: Arc<dyn cairn::Layout>,
+    scheme: ErasureScheme,
+    config: StoreConfig,
+    meta: Arc<dyn MetaClient>,
+) -> Result<(Store, DirLock)> {
+    let lock = lock_dir(dir)?;
+    Ok((Store::with_layout(meta, layout, scheme, config), lock))
+}
+
 /// A store over `disks` reached elsewhere (a gateway: the disks of storage nodes, over gRPC)
 /// and metadata reached through `meta`. `dir` (the gateway's own directory: its credentials)
 /// is locked; keep the returned lock as long as the store. The erasure scheme follows from

@@ -292,7 +292,7 @@ async fn placements(client: &dyn MetaClient) {
         Command::Placed {
             placement: cairn_meta::WritePlacement {
                 epoch: 3,
-                missing: vec![(short.id, 0b100001)],
+                exceptions: vec![(short.id, 0b100001, vec![(2, "node-b/0".into())])],
             },
             command: Box::new(put(
                 "placed",
@@ -304,23 +304,30 @@ async fn placements(client: &dyn MetaClient) {
     )
     .await;
     let states = client.chunks(vec![whole.id, short.id]).await.unwrap();
-    assert_eq!(states[0].placement, cairn_meta::ChunkPlacement { epoch: 3, missing: 0 });
+    assert_eq!(
+        states[0].placement,
+        cairn_meta::ChunkPlacement {
+            epoch: 3,
+            ..Default::default()
+        }
+    );
     assert_eq!(
         states[1].placement,
         cairn_meta::ChunkPlacement {
             epoch: 3,
-            missing: 0b100001
+            missing: 0b100001,
+            moved: vec![(2, "node-b/0".into())]
         }
     );
     let queue = client.repair_queue(None, 10).await.unwrap();
-    assert_eq!(queue, vec![states[1]]);
+    assert_eq!(queue, vec![states[1].clone()]);
     assert!(client.repair_queue(Some(short.id), 10).await.unwrap().is_empty());
     ok(
         client,
         Command::ShardsChanged {
             chunk: short.id,
             epoch: 3,
-            restored: 0b100001,
+            restored: 0b100101,
             lost: 0,
         },
     )

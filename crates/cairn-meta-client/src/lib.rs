@@ -81,7 +81,7 @@ pub struct ListQuery {
 
 /// What the metadata holds about a chunk: its record (absent if never stored or collected)
 /// and its collection mark.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkState {
     /// The chunk.
     pub id: ChunkId,

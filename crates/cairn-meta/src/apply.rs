@@ -504,9 +504,17 @@ impl<'a> Written<'a> {
 
     /// Where this writer put the shards of `id`, one of the chunks it wrote.
     fn placement_of(&self, id: &ChunkId) -> ChunkPlacement {
-        self.placement.map_or_else(ChunkPlacement::default, |p| ChunkPlacement {
-            epoch: p.epoch,
-            missing: p.missing.iter().find(|(c, _)| c == id).map_or(0, |(_, m)| *m),
+        self.placement.map_or_else(ChunkPlacement::default, |p| {
+            let (missing, moved) = p
+                .exceptions
+                .iter()
+                .find(|(c, _, _)| c == id)
+                .map_or((0, Vec::new()), |(_, m, v)| (*m, v.clone()));
+            ChunkPlacement {
+                epoch: p.epoch,
+                missing,
+                moved,
+            }
         })
     }
 

@@ -228,9 +228,9 @@ pub enum Command {
         /// Draining (`true`) or taking new shards again.
         drain: bool,
     },
-    /// Records that shards of `chunk` placed by `epoch` are stored again (`restored`, by
-    /// repair) or were found lost (`lost`, by a read or a scrub); the chunk enters or leaves
-    /// the repair queue accordingly. Ignored if the chunk has no record or its placement is no
+    /// Records that shards of `chunk` placed by `epoch` are stored at their home again
+    /// (`restored`, by repair: no longer missing nor moved) or were found lost (`lost`, by a
+    /// read or a scrub: missing); the chunk enters or leaves the repair queue accordingly. Ignored if the chunk has no record or its placement is no
     /// longer `epoch` (collected and written again meanwhile); never marks every shard lost.
     ShardsChanged {
         /// The chunk.
@@ -415,7 +415,12 @@ impl Command {
             }
             Command::ReportStorageNode { node } => node.check().map_err(|_| InvalidCommand::StorageNode),
             Command::Placed { placement, command } => {
-                if !matches!(**command, Command::Fenced { .. }) || placement.missing.iter().any(|(_, m)| *m == 0) {
+                let malformed = |(_, missing, moved): &crate::ShardExceptions| {
+                    (*missing == 0 && moved.is_empty())
+                        || moved.len() > 32
+                        || moved.iter().any(|(i, d)| *i >= 32 || d.is_empty() || d.len() > 128)
+                };
+                if !matches!(**command, Command::Fenced { .. }) || placement.exceptions.iter().any(malformed) {
                     return Err(InvalidCommand::BadPlacement);
                 }
                 command.validate()

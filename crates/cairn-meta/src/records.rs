@@ -176,20 +176,31 @@ pub struct ChunkRecord {
 /// Where a chunk's shards are, beyond its scheme. Kept apart from its [`ChunkRecord`] (and only
 /// when it is not the default), so that records written before cluster maps existed read
 /// unchanged as epoch 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkPlacement {
     /// The cluster-map epoch whose placement put shard `i` on the map's `i`-th disk for the
-    /// chunk; 0 for the fixed disk list of a store without a cluster map.
+    /// chunk (its home); 0 for the fixed disk list of a store without a cluster map.
     pub epoch: u64,
     /// Bit `i` set: shard `i` is not stored (it could not be written, or was found lost) and
-    /// awaits repair. Never all of them; a chunk with any bit set is in the repair queue.
+    /// awaits repair. Never all of them.
     pub missing: u32,
+    /// Shards stored away from their home (its disk was down when they were written), with
+    /// the disk that holds each (as the layout names disks); repair moves them home.
+    pub moved: MovedShards,
 }
 
 impl ChunkPlacement {
-    /// How many shards are missing.
-    pub fn missing_count(&self) -> u32 {
-        self.missing.count_ones()
+    /// Whether every shard is at its home: nothing for repair to do.
+    pub fn is_whole(&self) -> bool {
+        self.missing == 0 && self.moved.is_empty()
+    }
+
+    /// The disk holding shard `i` away from its home, if it was moved.
+    pub fn moved_to(&self, i: usize) -> Option<&str> {
+        self.moved
+            .iter()
+            .find(|(s, _)| usize::from(*s) == i)
+            .map(|(_, d)| d.as_str())
     }
 }
 
@@ -237,10 +248,18 @@ impl MapNode {
 pub struct WritePlacement {
     /// The cluster-map epoch the writer placed them by (0: a fixed disk list).
     pub epoch: u64,
-    /// Written chunks with shards the writer could not store: (chunk, bit `i` set for each
-    /// shard `i` missing). Chunks not listed have all their shards.
-    pub missing: Vec<(ChunkId, u32)>,
+    /// Written chunks whose shards are not all at home: (chunk, shards missing — bit `i` for
+    /// shard `i` —, shards moved with the disk holding each). Chunks not listed are whole.
+    pub exceptions: Vec<ShardExceptions>,
 }
+
+/// Shards moved away from their home: (shard index, the disk holding it, as the layout names
+/// disks).
+pub type MovedShards = Vec<(u8, String)>;
+
+/// A written chunk whose shards are not all at home: (chunk, shards missing — bit `i` for
+/// shard `i` —, shards moved).
+pub type ShardExceptions = (ChunkId, u32, MovedShards);
 
 /// An in-progress multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

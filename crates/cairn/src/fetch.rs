@@ -8,17 +8,20 @@
 //! shard is fetched and every subset of `k` tried until one decodes to the right chunk; the
 //! shards that disagree with it are reported (`cairn_shard_bad_total`, a warning naming the
 //! disk). Bytes that did not pass the BLAKE3 check are never returned.
+//!
+//! Shards the chunk's placement records as missing are not asked for; shards found absent,
+//! of the wrong length or wrong are reported lost to the metadata (`ShardsChanged`), which
+//! puts the chunk in the repair queue. A disk that cannot be reached is not a loss.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Codec};
-use cairn_meta::ChunkRef;
+use cairn_meta::{ChunkPlacement, ChunkRef, Command};
 use cairn_shard_store::{ShardKey, ShardStoreError};
 use cairn_types::ErasureScheme;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::placement::disk_for;
 use crate::store::Inner;
 use crate::{Error, Result};
 
@@ -33,11 +36,18 @@ enum Got {
     Missing,
     /// Its disk could not be reached.
     Unreachable,
+    /// Recorded missing: not asked for.
+    Skipped,
 }
 
 /// Fetches chunk `c`, stored with `scheme` (from its record), and verifies it (see the
 /// module's documentation).
-pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: ErasureScheme) -> Result<Bytes> {
+pub(crate) async fn fetch_chunk(
+    inner: &Arc<Inner>,
+    c: ChunkRef,
+    scheme: ErasureScheme,
+    placement: ChunkPlacement,
+) -> Result<Bytes> {
     let codec = if scheme == inner.codec.scheme() {
         inner.codec.clone()
     } else {
@@ -47,25 +57,52 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: Erasure
     let total = scheme.total();
     let len = c.len as usize;
     let shard_len = codec.shard_len(len);
-    let n = inner.disks.len();
+    let mut places = inner.layout.place(&c.id, placement.epoch, total).await?;
+    for (i, disk) in &placement.moved {
+        if let Some(p) = places.get_mut(usize::from(*i)) {
+            *p = inner.layout.slot(disk).await.unwrap_or_else(|_| crate::layout::Slot {
+                disk: Arc::from(disk.as_str()),
+                store: None,
+            });
+        }
+    }
+    let recorded_missing = placement.missing;
+    let lost = std::sync::atomic::AtomicU32::new(0);
     let read = |i: usize| {
-        let disk = inner.disks[disk_for(&c.id, i, n)].clone();
+        let slot = places[i].clone();
         let key = ShardKey {
             chunk: c.id,
             index: i as u8,
         };
+        let lost = &lost;
         async move {
+            let Some(disk) = slot.store.filter(|_| recorded_missing & (1 << i) == 0) else {
+                let got = if recorded_missing & (1 << i) != 0 {
+                    Got::Skipped
+                } else {
+                    Got::Unreachable
+                };
+                return (i, got);
+            };
             let got = match disk.get(key).await {
                 Ok(Some(s)) if s.len() == shard_len => Got::Shard(s),
                 Ok(Some(s)) => {
                     tracing::warn!(chunk = %c.id, shard = i, len = s.len(), want = shard_len, "shard of the wrong length; rebuilding from the others");
                     metrics::counter!("cairn_shard_bad_total").increment(1);
+                    lost.fetch_or(1 << i, std::sync::atomic::Ordering::Relaxed);
                     Got::Missing
                 }
-                Ok(None) => Got::Missing,
+                Ok(None) => {
+                    tracing::warn!(chunk = %c.id, shard = i, disk = %slot.disk, "shard absent; rebuilding from the others");
+                    lost.fetch_or(1 << i, std::sync::atomic::Ordering::Relaxed);
+                    Got::Missing
+                }
                 Err(e) => {
                     tracing::warn!(chunk = %c.id, shard = i, error = %e, "shard unreadable; rebuilding from the others");
                     metrics::counter!("cairn_shard_read_errors_total").increment(1);
+                    if matches!(e, ShardStoreError::Corrupt { .. }) {
+                        lost.fetch_or(1 << i, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if matches!(e, ShardStoreError::Unavailable(_)) {
                         Got::Unreachable
                     } else {
@@ -119,7 +156,10 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: Erasure
             .map_err(|e| Error::Storage(e.to_string()))?
     };
     match decoded {
-        Some(data) => return Ok(data),
+        Some(data) => {
+            report_lost(inner, c, &placement, lost.load(std::sync::atomic::Ordering::Relaxed));
+            return Ok(data);
+        }
         None if have < k => {
             return Err(if unreachable {
                 Error::Unavailable(format!("chunk {}: storage nodes unreachable", c.id))
@@ -141,8 +181,9 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: Erasure
         }
     }
     let id = c.id;
-    let disks: Vec<usize> = (0..total).map(|i| disk_for(&id, i, n)).collect();
-    tokio::task::spawn_blocking(move || {
+    let disks: Vec<Arc<str>> = places.iter().map(|s| s.disk.clone()).collect();
+    let lost_before = lost.load(std::sync::atomic::Ordering::Relaxed);
+    let found = tokio::task::spawn_blocking(move || {
         let present: Vec<usize> = (0..total).filter(|&i| slots[i].is_some()).collect();
         for subset in subsets(&present, k).take(MAX_SUBSETS) {
             let trial = (0..total)
@@ -151,13 +192,15 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: Erasure
             if let Some(data) = decode_checked(&codec, trial, len, id) {
                 // The shards that disagree with the right chunk are the bad ones.
                 let right = codec.encode(&data);
+                let mut bad = 0u32;
                 for &i in &present {
                     if slots[i].as_ref() != Some(&right[i]) {
                         metrics::counter!("cairn_shard_bad_total").increment(1);
-                        tracing::warn!(chunk = %id, shard = i, disk = disks[i], "shard holds wrong bytes under a valid checksum: it needs rewriting");
+                        tracing::warn!(chunk = %id, shard = i, disk = %disks[i], "shard holds wrong bytes under a valid checksum: it needs rewriting");
+                        bad |= 1 << i;
                     }
                 }
-                return Ok(data);
+                return Ok((data, bad));
             }
         }
         Err(Error::Storage(format!(
@@ -166,7 +209,32 @@ pub(crate) async fn fetch_chunk(inner: &Arc<Inner>, c: ChunkRef, scheme: Erasure
         )))
     })
     .await
-    .map_err(|e| Error::Storage(e.to_string()))?
+    .map_err(|e| Error::Storage(e.to_string()))?;
+    let (data, bad) = found?;
+    report_lost(inner, c, &placement, lost_before | bad);
+    Ok(data)
+}
+
+/// Tells the metadata (in the background: the read does not wait) that shards of `c` were
+/// found lost, so that repair rebuilds them.
+fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlacement, lost: u32) {
+    let lost = lost & !placement.missing;
+    if lost == 0 {
+        return;
+    }
+    let meta = inner.meta.clone();
+    let epoch = placement.epoch;
+    tokio::spawn(async move {
+        let cmd = Command::ShardsChanged {
+            chunk: c.id,
+            epoch,
+            restored: 0,
+            lost,
+        };
+        if let Err(e) = meta.propose(cmd).await {
+            tracing::warn!(chunk = %c.id, error = %e, "could not queue the chunk for repair");
+        }
+    });
 }
 
 /// The chunk decoded from `slots`, if it matches `id`.

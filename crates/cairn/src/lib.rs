@@ -7,8 +7,10 @@
 //! stream). The S3 gateway is a thin adapter over this API; Rust applications use it directly.
 //!
 //! Invariants:
-//! - an object becomes visible only through its commit, after all of its shards are durable;
-//!   a crash before the commit leaves unreferenced shards, never a partial object;
+//! - an object becomes visible only through its commit, after its chunks' shards are durable
+//!   (all of them, or `k + 1` of each chunk's `k + m` when disks fail: the commit records the
+//!   others for repair); a crash before the commit leaves unreferenced shards, never a
+//!   partial object;
 //! - every byte a read returns was verified against its chunk's BLAKE3 id;
 //! - memory per request is bounded by a few chunks, whatever the object size, and all requests
 //!   together hold at most the memory budget of body bytes (`StoreConfig::memory_budget`):
@@ -23,10 +25,11 @@ mod error;
 mod expiry;
 mod fetch;
 mod key_cache;
+mod layout;
 mod lookup;
-mod placement;
 mod read;
 mod reclaim;
+mod repair;
 mod store;
 mod workers;
 mod write;
@@ -39,7 +42,9 @@ pub use cairn_shard_store::{Capacity, CompactOptions, DiskHealth};
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
 pub use error::{Error, Result};
 pub use key_cache::{ACCESS_CACHE_BOUND, CHECK_EVERY as ACCESS_CHECK_EVERY};
+pub use layout::{Connected, Connector, FixedLayout, Layout, RingLayout, Slot};
 pub use reclaim::{ReclaimConfig, ReclaimStatus};
+pub use repair::{RepairConfig, RepairStatus};
 pub use store::{BucketGuard, ListRequest, PutConditions, Store, StoreConfig, StoreStats};
 pub use workers::{PassOutcome, WorkerStatus};
 pub use write::Staged;

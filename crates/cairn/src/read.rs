@@ -84,8 +84,10 @@ impl Store {
             .map(move |p| {
                 let inner = inner.clone();
                 async move {
-                    let (((c, range), scheme), reservation) = p?;
-                    let bytes = crate::fetch::fetch_chunk(&inner, c, scheme).await?.slice(range);
+                    let (((c, range), (scheme, placement)), reservation) = p?;
+                    let bytes = crate::fetch::fetch_chunk(&inner, c, scheme, placement)
+                        .await?
+                        .slice(range);
                     Ok(Bytes::from_owner(Reserved {
                         bytes,
                         _reservation: reservation,
@@ -115,25 +117,28 @@ type Piece = (ChunkRef, Range<usize>);
 /// Most chunk records read from the metadata in one call while streaming.
 const LOOKUP_BATCH: usize = 256;
 
-/// `batch` with each piece's erasure scheme, from one metadata read; an error in the batch
-/// (or a chunk without a record) ends it there.
-async fn with_schemes(inner: Arc<Inner>, batch: Vec<Result<Piece>>) -> Vec<Result<(Piece, ErasureScheme)>> {
+/// How a chunk is stored: its erasure scheme and where its shards are.
+type Stored = (ErasureScheme, cairn_meta::ChunkPlacement);
+
+/// `batch` with how each piece's chunk is stored, from one metadata read; an error in the
+/// batch (or a chunk without a record) ends it there.
+async fn with_schemes(inner: Arc<Inner>, batch: Vec<Result<Piece>>) -> Vec<Result<(Piece, Stored)>> {
     let ok: Vec<Piece> = batch.iter().map_while(|p| p.as_ref().ok().cloned()).collect();
     let failed = batch.into_iter().find_map(Result::err);
     let mut ids: Vec<cairn_types::ChunkId> = ok.iter().map(|(c, _)| c.id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut out: Vec<Result<(Piece, ErasureScheme)>> = Vec::with_capacity(ok.len() + 1);
+    let mut out: Vec<Result<(Piece, Stored)>> = Vec::with_capacity(ok.len() + 1);
     match inner.meta.chunks(ids).await {
         Err(e) => out.push(Err(e.into())),
         Ok(states) => {
             let schemes: std::collections::HashMap<_, _> = states
                 .into_iter()
-                .filter_map(|s| Some((s.id, s.record?.scheme)))
+                .filter_map(|s| Some((s.id, (s.record?.scheme, s.placement))))
                 .collect();
             for p in ok {
                 match schemes.get(&p.0.id) {
-                    Some(scheme) => out.push(Ok((p, *scheme))),
+                    Some(stored) => out.push(Ok((p, stored.clone()))),
                     None => {
                         out.push(Err(Error::Storage(format!("chunk {} has no record", p.0.id))));
                         return out;

@@ -15,13 +15,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cairn_meta::{ChunkRecord, Command, GcInfo, GcMark, Response};
+use cairn_meta::{ChunkPlacement, ChunkRecord, Command, GcInfo, GcMark, Response};
 use cairn_shard_store::{CompactOptions, CompactProgress, ShardKey};
 use cairn_types::ChunkId;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::placement::disk_for;
 use crate::store::{now_millis, Inner};
 use crate::workers::{PassOutcome, Worker, WorkerStatus};
 use crate::{Error, Result, Store};
@@ -286,11 +285,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes every shard of `ids` on every disk; returns the shard bytes deleted.
+    /// Deletes every shard of `ids` on every disk that can be reached; returns the shard
+    /// bytes deleted. Shards on a disk unreachable now stay there as orphans (their records
+    /// go): the orphan sweep deletes them once the disk is back.
     async fn delete_shards(&self, ids: &[ChunkId]) -> Result<u64> {
+        let disks = reachable(self.inner.layout.disks().await?);
         // One listing per disk and chunk (its shards are adjacent in key order), then the
         // deletes, all disks at once.
-        let per_disk = self.inner.disks.iter().map(|disk| async move {
+        let per_disk = disks.iter().map(|(_, disk)| async move {
             let mut bytes = 0;
             for id in ids {
                 let shards = disk
@@ -459,8 +461,9 @@ impl Store {
     /// copies of shards on disks their record does not place them on.
     async fn sweep(&self, t: &mut Tracker, grace: Duration, worker: &Worker) -> Result<PassOutcome> {
         let mut out = PassOutcome::default();
-        let mut listing = Vec::with_capacity(self.inner.disks.len());
-        for disk in &self.inner.disks {
+        let disks = reachable(self.inner.layout.disks().await?);
+        let mut listing = Vec::with_capacity(disks.len());
+        for (_, disk) in &disks {
             listing.push(list_all(&**disk).await?);
         }
         let ids: Vec<ChunkId> = listing
@@ -471,35 +474,51 @@ impl Store {
             .into_iter()
             .collect();
         worker.progress(0, ids.len() as u64, 0);
-        let mut records: HashMap<ChunkId, Option<ChunkRecord>> = HashMap::with_capacity(ids.len());
+        let mut records: HashMap<ChunkId, Option<(ChunkRecord, ChunkPlacement)>> = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(SCAN_PAGE) {
             let found = self.inner.meta.chunks(batch.to_vec()).await?;
-            records.extend(found.into_iter().map(|s| (s.id, s.record)));
+            records.extend(found.into_iter().map(|s| (s.id, s.record.map(|r| (r, s.placement)))));
         }
-        let n = self.inner.disks.len();
         let mut misplaced = Vec::new();
+        let mut homes: HashMap<ChunkId, Vec<crate::layout::Slot>> = HashMap::new();
         for (d, shards) in listing.iter().enumerate() {
             for (key, len) in shards {
-                let Some(Some(rec)) = records.get(&key.chunk) else {
+                let Some(Some((rec, placement))) = records.get(&key.chunk) else {
                     continue;
                 };
                 let i = usize::from(key.index);
-                let placed = i < rec.scheme.total() && disk_for(&key.chunk, i, n) == d;
-                // An extra copy goes only if the placed one exists (or the index is unused).
-                if !placed
-                    && (i >= rec.scheme.total()
-                        || self.inner.disks[disk_for(&key.chunk, i, n)]
-                            .stat(*key)
-                            .await
-                            .map_err(storage)?
-                            .is_some())
+                let total = rec.scheme.total();
+                if i >= total {
+                    misplaced.push((d, *key, *len));
+                    continue;
+                }
+                let home = match homes.get(&key.chunk) {
+                    Some(h) => h,
+                    None => {
+                        let h = self.inner.layout.place(&key.chunk, placement.epoch, total).await?;
+                        homes.entry(key.chunk).or_insert(h)
+                    }
+                };
+                // An extra copy goes only if the placed one exists (where it was moved to, if
+                // its home was down when it was written).
+                let placed = match placement.moved_to(i) {
+                    Some(disk) => self.inner.layout.slot(disk).await?,
+                    None => home[i].clone(),
+                };
+                if placed.disk != disks[d].0
+                    && placement.missing & (1 << i) == 0
+                    && match &placed.store {
+                        Some(s) => s.stat(*key).await.map_err(storage)?.is_some(),
+                        None => false,
+                    }
                 {
                     misplaced.push((d, *key, *len));
                 }
             }
         }
         for (d, key, len) in misplaced {
-            if self.inner.disks[d]
+            if disks[d]
+                .1
                 .delete(key)
                 .await
                 .map_err(|e| Error::Storage(e.to_string()))?
@@ -519,7 +538,7 @@ impl Store {
     /// Compacts every disk: segments at least `opts.min_dead_ratio` dead are rewritten.
     async fn compact(&self, opts: &CompactOptions, worker: &Worker) -> Result<PassOutcome> {
         let mut out = PassOutcome::default();
-        for disk in &self.inner.disks {
+        for (_, disk) in reachable(self.inner.layout.disks().await?) {
             let progress = CompactProgress::default();
             let run = disk.compact(opts, &progress);
             tokio::pin!(run);
@@ -664,6 +683,24 @@ impl Store {
 
 fn storage(e: cairn_shard_store::ShardStoreError) -> Error {
     Error::from(e)
+}
+
+/// The disks of `slots` that can be reached now, with their names; the others are skipped
+/// (counted in `cairn_gc_disks_unreachable_total`) and caught up on a later pass.
+fn reachable(
+    slots: Vec<crate::layout::Slot>,
+) -> Vec<(std::sync::Arc<str>, std::sync::Arc<dyn cairn_shard_store::ShardStore>)> {
+    slots
+        .into_iter()
+        .filter_map(|s| match s.store {
+            Some(store) => Some((s.disk, store)),
+            None => {
+                metrics::counter!("cairn_gc_disks_unreachable_total").increment(1);
+                tracing::warn!(disk = %s.disk, "disk unreachable: skipped by space reclamation until it is back");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Every shard of `disk` with its length, in key order, a page at a time.

@@ -41,6 +41,14 @@ pub struct StoreConfig {
     /// How long a chunk read waits for its data shards before it asks the parity shards too
     /// and takes the first `k` to arrive (a slow or stopped disk costs at most this).
     pub hedge_after: std::time::Duration,
+    /// Whether a chunk may be written with shards missing when disks fail: `k + 1` of its
+    /// `k + m` shards durable suffice (the others are recorded and rebuilt by repair), so
+    /// writes go on while up to `m - 1` disks (nodes) are down. Off, every shard must be
+    /// written or the upload fails (503, retryable).
+    pub degraded_writes: bool,
+    /// Once enough shards of a chunk are durable, how much longer the write waits for the
+    /// others before it records them missing (a stopped node costs at most this).
+    pub straggler_wait: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -55,6 +63,21 @@ impl Default for StoreConfig {
             memory_budget_wait: std::time::Duration::from_secs(30),
             segment_bytes: cairn_shard_store::SegmentStoreOptions::default().segment_bytes,
             hedge_after: std::time::Duration::from_millis(100),
+            degraded_writes: true,
+            straggler_wait: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The fewest shards of a chunk written with `scheme` that make the write succeed: all of
+    /// them, or `k + 1` with [`StoreConfig::degraded_writes`] (never fewer than `k + 1`, so a
+    /// degraded chunk survives one more loss before repair).
+    pub fn min_shards(&self, scheme: ErasureScheme) -> usize {
+        if self.degraded_writes {
+            (usize::from(scheme.data) + 1).min(scheme.total())
+        } else {
+            scheme.total()
         }
     }
 }
@@ -126,7 +149,7 @@ pub struct StoreStats {
 
 pub(crate) struct Inner {
     pub(crate) meta: Arc<dyn MetaClient>,
-    pub(crate) disks: Vec<Arc<dyn ShardStore>>,
+    pub(crate) layout: Arc<dyn crate::layout::Layout>,
     pub(crate) codec: Arc<Codec>,
     pub(crate) config: StoreConfig,
     pub(crate) budget: MemoryBudget,
@@ -145,6 +168,8 @@ pub(crate) struct Inner {
     pub(crate) buckets: crate::key_cache::BucketCache,
     /// When the cached keys and buckets were last checked against the metadata.
     pub(crate) access: crate::key_cache::AccessVersion,
+    /// Chunks in the repair queue, as the repair worker last counted them.
+    pub(crate) repair_queued: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -173,7 +198,7 @@ pub(crate) fn now_millis() -> i64 {
 }
 
 impl Store {
-    /// A store over a metadata client and opened disks.
+    /// A store over a metadata client and opened disks (a [`crate::FixedLayout`] of them).
     pub fn from_parts(
         meta: Arc<dyn MetaClient>,
         disks: Vec<Arc<dyn ShardStore>>,
@@ -181,10 +206,21 @@ impl Store {
         config: StoreConfig,
     ) -> Self {
         assert!(scheme.total() <= disks.len(), "scheme needs one disk per shard");
+        Self::with_layout(meta, Arc::new(crate::FixedLayout::new(disks)), scheme, config)
+    }
+
+    /// A store over a metadata client and a layout of disks (a [`crate::RingLayout`]: the
+    /// cluster map of the metadata), writing new chunks with `scheme`.
+    pub fn with_layout(
+        meta: Arc<dyn MetaClient>,
+        layout: Arc<dyn crate::layout::Layout>,
+        scheme: ErasureScheme,
+        config: StoreConfig,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 meta,
-                disks,
+                layout,
                 codec: Arc::new(Codec::new(scheme)),
                 budget: MemoryBudget::new(config.memory_budget, config.memory_budget_wait),
                 config,
@@ -196,6 +232,7 @@ impl Store {
                 keys: Default::default(),
                 buckets: Default::default(),
                 access: Default::default(),
+                repair_queued: Default::default(),
             }),
         }
     }
@@ -258,7 +295,17 @@ impl Store {
 
     /// The health of every disk, in placement order (all asked at once).
     pub async fn disk_health(&self) -> Vec<Result<DiskHealth>> {
-        futures::future::join_all(self.inner.disks.iter().map(|d| async move { Ok(d.health().await?) })).await
+        let disks = match self.inner.layout.disks().await {
+            Ok(d) => d,
+            Err(e) => return vec![Err(e)],
+        };
+        futures::future::join_all(disks.into_iter().map(|d| async move {
+            match d.store {
+                Some(s) => Ok(s.health().await?),
+                None => Err(Error::Unavailable(format!("{} unreachable", d.disk))),
+            }
+        }))
+        .await
     }
 
     /// Validates `cmd` (a malformed command never reaches the log) and proposes it.
@@ -278,9 +325,12 @@ impl Store {
     async fn propose_fenced(&self, command: Command, staging: &crate::write::Staging) -> Result<Response> {
         let mut attempts = 0;
         loop {
-            let cmd = Command::Fenced {
-                fence: staging.fence(),
-                command: Box::new(command.clone()),
+            let cmd = Command::Placed {
+                placement: staging.placement(),
+                command: Box::new(Command::Fenced {
+                    fence: staging.fence(),
+                    command: Box::new(command.clone()),
+                }),
             };
             cmd.validate().map_err(|e| Error::Invalid(e.to_string()))?;
             match self.inner.meta.propose(cmd).await? {

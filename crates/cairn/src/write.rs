@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_chunk::{chunk_id, Chunker};
-use cairn_meta::{Body, ChunkRef, GcMark, WriteFence};
+use cairn_meta::{Body, ChunkRef, GcMark, WriteFence, WritePlacement};
 use cairn_meta_client::{ChunkState, MetaClient};
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 
 use crate::budget::Reservation;
 use crate::lookup::LookupBatcher;
-use crate::placement::disk_for;
 use crate::store::Inner;
 use crate::{Error, Result, Store};
 
@@ -50,6 +49,11 @@ pub(crate) struct Staging {
     seen_gone: Mutex<Vec<(ChunkId, u64)>>,
     /// The upload's chunk lookups, batched.
     lookups: Arc<LookupBatcher>,
+    /// The epoch of the layout the upload places its chunks by (read at its first write).
+    epoch: OnceLock<u64>,
+    /// Chunks written with shards not at home: (chunk, missing — bit `i` for shard `i` —,
+    /// moved with the disk holding each).
+    exceptions: Mutex<Vec<cairn_meta::ShardExceptions>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -93,6 +97,24 @@ impl Staging {
             })
             .await
             .map_err(Error::from)
+    }
+
+    /// The epoch the upload places its chunks by: read once, at its first write.
+    async fn epoch(&self, inner: &Inner) -> Result<u64> {
+        if let Some(e) = self.epoch.get() {
+            return Ok(*e);
+        }
+        let e = inner.layout.epoch().await?;
+        // Racing first writes keep the epoch stored first.
+        Ok(*self.epoch.get_or_init(|| e))
+    }
+
+    /// Where the commit says this upload's written chunks are.
+    pub(crate) fn placement(&self) -> WritePlacement {
+        WritePlacement {
+            epoch: self.epoch.get().copied().unwrap_or(0),
+            exceptions: locked(&self.exceptions).clone(),
+        }
     }
 
     /// What the commit tells the metadata about this upload's writes.
@@ -521,22 +543,121 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
         metrics::counter!("cairn_chunks_deduplicated_total").increment(1);
         return Ok((r, false));
     };
-    let n = inner.disks.len();
-    let writes = shards.into_iter().enumerate().map(|(i, shard)| {
-        let disk = inner.disks[disk_for(&id, i, n)].clone();
-        async move {
-            disk.put(
-                ShardKey {
-                    chunk: id,
-                    index: i as u8,
-                },
-                shard,
-            )
-            .await
-            .map_err(Error::from)
-        }
-    });
-    futures::future::try_join_all(writes).await?;
+    let epoch = staging.epoch(&inner).await?;
+    let slots = inner.layout.place(&id, epoch, shards.len()).await?;
+    let (missing, moved) = put_shards(&inner, id, epoch, slots, shards).await?;
+    if missing != 0 || !moved.is_empty() {
+        locked(&staging.exceptions).push((id, missing, moved));
+    }
     metrics::counter!("cairn_chunks_written_total").increment(1);
     Ok((r, true))
+}
+
+/// Writes shard `i` to `slots[i]` (its home), all at once; a shard whose home fails goes to
+/// the first spare disk that takes it (other disks of the layout, then the homes that took
+/// their own shard). Succeeds when all are durable, or when at least
+/// [`StoreConfig::min_shards`](crate::StoreConfig::min_shards) are and the others have failed
+/// or had [`StoreConfig::straggler_wait`](crate::StoreConfig) more to finish. Answers the
+/// shards not written (bit `i` for shard `i`) and those moved (with their disk), which the
+/// commit records for repair.
+async fn put_shards(
+    inner: &Inner,
+    id: ChunkId,
+    epoch: u64,
+    slots: Vec<crate::layout::Slot>,
+    shards: Vec<Bytes>,
+) -> Result<(u32, cairn_meta::MovedShards)> {
+    use futures::stream::FuturesUnordered;
+    let total = shards.len();
+    let required = inner.config.min_shards(inner.codec.scheme());
+    let put = |i: usize, slot: crate::layout::Slot, shard: Bytes| async move {
+        let key = ShardKey {
+            chunk: id,
+            index: i as u8,
+        };
+        let outcome = match &slot.store {
+            Some(disk) => disk.put(key, shard).await.map_err(Error::from),
+            None => Err(Error::Unavailable(format!("{} unreachable", slot.disk))),
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(chunk = %id, shard = i, disk = %slot.disk, error = %e, "shard not written");
+        }
+        (i, outcome)
+    };
+    let mut pending: FuturesUnordered<_> = shards
+        .iter()
+        .cloned()
+        .zip(slots.iter().cloned())
+        .enumerate()
+        .map(|(i, (shard, slot))| put(i, slot, shard))
+        .collect();
+    let mut home = 0u32;
+    let mut failed: Vec<usize> = Vec::new();
+    let mut first_error = None;
+    let straggle = tokio::time::sleep(Duration::from_secs(86_400));
+    tokio::pin!(straggle);
+    let mut straggling = false;
+    loop {
+        tokio::select! {
+            next = pending.next() => match next {
+                Some((i, Ok(()))) => {
+                    home |= 1 << i;
+                    let written = home.count_ones() as usize;
+                    if written >= required && !straggling && written != total {
+                        straggling = true;
+                        straggle.as_mut().reset(tokio::time::Instant::now() + inner.config.straggler_wait);
+                    }
+                }
+                Some((i, Err(e))) => {
+                    failed.push(i);
+                    first_error.get_or_insert(e);
+                }
+                None => break,
+            },
+            _ = &mut straggle, if straggling => break,
+        }
+    }
+    // Shards whose home failed try the spares, each for at most the straggler wait (a spare on
+    // a stopped node must not hold the upload); shards still in flight are left missing.
+    let mut moved: Vec<(u8, String)> = Vec::new();
+    if !failed.is_empty() {
+        failed.sort_unstable();
+        let mut spares = inner.layout.spares(&id, epoch, total).await.unwrap_or_default();
+        spares.extend(
+            slots
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| home & (1 << i) != 0)
+                .map(|(_, s)| s.clone()),
+        );
+        spares.retain(|s| s.store.is_some());
+        let mut next = 0usize;
+        for &i in &failed {
+            for _ in 0..spares.len() {
+                let spare = spares[next % spares.len()].clone();
+                next += 1;
+                let tried = tokio::time::timeout(inner.config.straggler_wait, put(i, spare.clone(), shards[i].clone()));
+                if let Ok((_, Ok(()))) = tried.await {
+                    moved.push((i as u8, spare.disk.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+    let all = if total >= 32 { u32::MAX } else { (1u32 << total) - 1 };
+    let moved_mask = moved.iter().fold(0u32, |m, (i, _)| m | 1 << i);
+    let missing = all & !home & !moved_mask;
+    let written = (home | moved_mask).count_ones() as usize;
+    if written < required {
+        let why = first_error.map_or_else(String::new, |e| format!(": {e}"));
+        // Too few disks answered: a retry may find them back.
+        return Err(Error::Unavailable(format!(
+            "chunk {id}: {written} of {total} shards written, {required} needed{why}"
+        )));
+    }
+    if missing != 0 || !moved.is_empty() {
+        metrics::counter!("cairn_chunks_written_degraded_total").increment(1);
+        tracing::warn!(chunk = %id, missing = missing.count_ones(), moved = moved.len(), "chunk written with shards away from home; queued for repair");
+    }
+    Ok((missing, moved))
 }

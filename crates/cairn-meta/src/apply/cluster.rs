@@ -63,14 +63,14 @@ pub(super) fn drain(kv: &mut impl KvWrite, id: &str, drain: bool) -> Result<Resp
 }
 
 /// Sets where a chunk's shards are: the default placement is not stored, and a chunk is in
-/// the repair queue exactly while shards of it are missing.
+/// the repair queue exactly while shards of it are missing or away from home.
 pub(super) fn set_placement(kv: &mut impl KvWrite, id: &ChunkId, placement: ChunkPlacement) {
     if placement == ChunkPlacement::default() {
         kv.delete(keys::placement_key(id));
     } else {
         kv.put(keys::placement_key(id), encode(&placement));
     }
-    if placement.missing == 0 {
+    if placement.is_whole() {
         kv.delete(keys::repair_key(id));
     } else {
         kv.put(keys::repair_key(id), encode(&()));
@@ -102,6 +102,9 @@ pub(super) fn shards_changed(
     // more likely a reader cut off from the disks: keep what is known.
     if missing != all {
         placement.missing = missing;
+        placement
+            .moved
+            .retain(|(i, _)| (restored | lost) & (1u32 << (u32::from(*i) & 31)) == 0);
         set_placement(kv, id, placement);
     }
     Ok(Response::Done)

@@ -104,31 +104,40 @@ fn written_chunks_keep_their_epoch_and_missing_shards_queue_for_repair() {
         &[1, 2],
         WritePlacement {
             epoch: 7,
-            missing: vec![(c2, 0b100001)],
+            exceptions: vec![(c1, 0, vec![(3, "n9/0".into())]), (c2, 0b100001, vec![])],
         },
     )
     .unwrap();
     assert_eq!(
         query::placement(&kv, &c1).unwrap(),
-        ChunkPlacement { epoch: 7, missing: 0 }
+        ChunkPlacement {
+            epoch: 7,
+            missing: 0,
+            moved: vec![(3, "n9/0".into())]
+        }
     );
     assert_eq!(
         query::placement(&kv, &c2).unwrap(),
         ChunkPlacement {
             epoch: 7,
-            missing: 0b100001
+            missing: 0b100001,
+            moved: vec![]
         }
     );
-    assert_eq!(query::repair_queue(&kv, None, 10).unwrap(), [c2]);
-
-    // A stale report (another epoch) changes nothing; a repair of one shard keeps it queued,
-    // of the last one takes it out; a lost shard puts it back; "all lost" is not believed.
     let changed = |chunk, epoch, restored, lost| Command::ShardsChanged {
         chunk,
         epoch,
         restored,
         lost,
     };
+    // Moved shards queue a chunk as missing ones do; moved home, it leaves the queue.
+    assert_eq!(query::repair_queue(&kv, None, 10).unwrap(), [c1, c2]);
+    run(&mut kv, &changed(c1, 7, 0b1000, 0)).unwrap();
+    assert!(query::placement(&kv, &c1).unwrap().is_whole());
+    assert_eq!(query::repair_queue(&kv, None, 10).unwrap(), [c2]);
+
+    // A stale report (another epoch) changes nothing; a repair of one shard keeps it queued,
+    // of the last one takes it out; a lost shard puts it back; "all lost" is not believed.
     run(&mut kv, &changed(c2, 6, 0b100001, 0)).unwrap();
     assert_eq!(query::placement(&kv, &c2).unwrap().missing, 0b100001);
     run(&mut kv, &changed(c2, 7, 0b000001, 0)).unwrap();
@@ -150,7 +159,7 @@ fn written_chunks_keep_their_epoch_and_missing_shards_queue_for_repair() {
         &[1],
         WritePlacement {
             epoch: 8,
-            missing: vec![],
+            exceptions: vec![],
         },
     )
     .unwrap();
@@ -198,7 +207,7 @@ fn placed_wraps_only_fenced_writes() {
     let empty_mask = Command::Placed {
         placement: WritePlacement {
             epoch: 1,
-            missing: vec![(ChunkId([1; 32]), 0)],
+            exceptions: vec![(ChunkId([1; 32]), 0, vec![])],
         },
         command: Box::new(Command::Fenced {
             fence: WriteFence::default(),

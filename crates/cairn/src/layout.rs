@@ -1,0 +1,427 @@
+//! Which disks hold which shards: a store's [`Layout`].
+//!
+//! A chunk's record names the epoch it was placed by ([`cairn_meta::ChunkPlacement`]); the
+//! layout turns (chunk, epoch, shard count) into one disk per shard, shard `i` on the `i`-th.
+//! Two layouts exist:
+//! - [`FixedLayout`]: a fixed list of disks (a one-process store's own disks, or a gateway
+//!   given `--storage`), epoch 0: shard `i` of a chunk on disk `(spread + i) mod n`, rotated by
+//!   the chunk id so that data and parity load spread evenly.
+//! - [`RingLayout`]: the cluster map kept in the metadata, placed by `cairn-ring` (weighted,
+//!   zone-aware, at most one shard per node while there are enough nodes), each node reached
+//!   through a connection the layout opens on first use.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_meta_client::MetaClient;
+use cairn_ring::ClusterMap;
+use cairn_shard_store::ShardStore;
+use cairn_types::ChunkId;
+
+use crate::{Error, Result};
+
+/// One disk of a layout, as a shard's home.
+#[derive(Clone)]
+pub struct Slot {
+    /// The disk's name, stable across processes: `disk N` in a fixed layout, `NODE/N` in a
+    /// ring.
+    pub disk: Arc<str>,
+    /// The disk, or `None` while it cannot be reached (its node down or unknown).
+    pub store: Option<Arc<dyn ShardStore>>,
+}
+
+/// Where a store's shards go and are found.
+#[async_trait::async_trait]
+pub trait Layout: Send + Sync + 'static {
+    /// The epoch new chunks are placed by now.
+    async fn epoch(&self) -> Result<u64>;
+
+    /// The disks of shards `0..n` of `chunk` placed by `epoch`, shard `i` on the `i`-th, all
+    /// distinct. Fails if the layout has no such epoch or fewer than `n` disks.
+    async fn place(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>>;
+
+    /// Other disks than the `n` homes of `chunk` placed by `epoch`, in the order a shard whose
+    /// home is down should try them.
+    async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>>;
+
+    /// The disk of that name (as a [`Slot`] names it), if the layout has it.
+    async fn slot(&self, disk: &str) -> Result<Slot>;
+
+    /// Every disk of the current epoch (space reclamation, scrubbing and statistics go over
+    /// them), in a stable order.
+    async fn disks(&self) -> Result<Vec<Slot>>;
+}
+
+/// A fixed list of disks, epoch 0 (see the module's documentation).
+pub struct FixedLayout {
+    slots: Vec<Slot>,
+}
+
+impl FixedLayout {
+    /// The layout over `disks`, in this order (which must never change for a store's data).
+    pub fn new(disks: Vec<Arc<dyn ShardStore>>) -> Self {
+        let slots = disks
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| Slot {
+                disk: Arc::from(format!("disk {i}")),
+                store: Some(d),
+            })
+            .collect();
+        Self { slots }
+    }
+
+    /// How many disks.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it has no disk.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// The disk of shard `index` of `chunk` among `disks` disks in a fixed layout.
+fn rotated(chunk: &ChunkId, index: usize, disks: usize) -> usize {
+    ((chunk.spread() % disks as u64) as usize + index) % disks
+}
+
+#[async_trait::async_trait]
+impl Layout for FixedLayout {
+    async fn epoch(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn place(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+        if epoch != 0 {
+            return Err(Error::Storage(format!(
+                "chunk {chunk} was placed by cluster map epoch {epoch}; this store has a fixed list of disks"
+            )));
+        }
+        if n > self.slots.len() {
+            return Err(Error::Storage(format!(
+                "{n} shards need {n} disks, the store has {}",
+                self.slots.len()
+            )));
+        }
+        Ok((0..n)
+            .map(|i| self.slots[rotated(chunk, i, self.slots.len())].clone())
+            .collect())
+    }
+
+    async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+        let len = self.slots.len();
+        let all = self.place(chunk, epoch, len).await?;
+        Ok(all.into_iter().skip(n).collect())
+    }
+
+    async fn slot(&self, disk: &str) -> Result<Slot> {
+        self.slots
+            .iter()
+            .find(|s| &*s.disk == disk)
+            .cloned()
+            .ok_or_else(|| Error::Storage(format!("this store has no {disk}")))
+    }
+
+    async fn disks(&self) -> Result<Vec<Slot>> {
+        Ok(self.slots.clone())
+    }
+}
+
+/// A storage node reached: its id and one shard store per disk.
+pub type Connected = (String, Vec<Arc<dyn ShardStore>>);
+
+/// Opens a connection to the storage node at an address (`cairn_shard_client::connect` in a
+/// gateway), answering the node's id and disks.
+pub type Connector = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Connected>> + Send>> + Send + Sync>;
+
+/// How often the current epoch and the nodes' addresses are read again.
+const MAP_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a node that could not be reached is not tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The cluster map in the metadata (see the module's documentation).
+pub struct RingLayout {
+    meta: Arc<dyn MetaClient>,
+    connect: Connector,
+    state: Mutex<RingState>,
+    /// One request at a time reads the current epoch again; others use the last one.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct RingState {
+    /// Every epoch read so far (they never change).
+    maps: HashMap<u64, Arc<ClusterMap>>,
+    /// The current epoch and when it was read.
+    current: Option<(u64, Instant)>,
+    /// Node id -> address, from the nodes' reports.
+    addrs: HashMap<String, String>,
+    nodes: HashMap<String, NodeConn>,
+}
+
+enum NodeConn {
+    Up {
+        addr: String,
+        disks: Vec<Arc<dyn ShardStore>>,
+    },
+    Down {
+        until: Instant,
+    },
+}
+
+impl RingLayout {
+    /// The layout of the cluster map in `meta`, reaching nodes through `connect`.
+    pub fn new(meta: Arc<dyn MetaClient>, connect: Connector) -> Self {
+        Self {
+            meta,
+            connect,
+            state: Mutex::new(RingState::default()),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the current map and the nodes' addresses again.
+    async fn refresh(&self) -> Result<u64> {
+        let map = self
+            .meta
+            .cluster_map(None)
+            .await?
+            .ok_or_else(|| Error::Unavailable("no storage node has registered with the metadata yet".into()))?;
+        let nodes = self.meta.storage_nodes().await?;
+        let epoch = map.epoch;
+        let ring = Arc::new(ring_map(&map));
+        let mut s = self.state();
+        s.maps.insert(epoch, ring);
+        s.current = Some((epoch, Instant::now()));
+        for n in nodes {
+            if let Some(NodeConn::Up { addr, .. }) = s.nodes.get(&n.id) {
+                if *addr != n.addr {
+                    s.nodes.remove(&n.id);
+                }
+            }
+            s.addrs.insert(n.id, n.addr);
+        }
+        Ok(epoch)
+    }
+
+    async fn map_at(&self, epoch: u64) -> Result<Arc<ClusterMap>> {
+        if let Some(m) = self.state().maps.get(&epoch) {
+            return Ok(m.clone());
+        }
+        let map = self
+            .meta
+            .cluster_map(Some(epoch))
+            .await?
+            .ok_or_else(|| Error::Storage(format!("the metadata has no cluster map of epoch {epoch}")))?;
+        let ring = Arc::new(ring_map(&map));
+        self.state().maps.insert(epoch, ring.clone());
+        Ok(ring)
+    }
+
+    /// The disks of node `id`, connecting to it if needed; `None` while it cannot be reached.
+    async fn node(&self, id: &str) -> Option<Vec<Arc<dyn ShardStore>>> {
+        let addr = {
+            let s = self.state();
+            match s.nodes.get(id) {
+                Some(NodeConn::Up { disks, .. }) => return Some(disks.clone()),
+                Some(NodeConn::Down { until }) if Instant::now() < *until => return None,
+                _ => s.addrs.get(id).cloned(),
+            }
+        };
+        let addr = match addr {
+            Some(a) => a,
+            None => {
+                self.refresh().await.ok()?;
+                self.state().addrs.get(id).cloned()?
+            }
+        };
+        match (self.connect)(addr.clone()).await {
+            Ok((node_id, disks)) if node_id == id => {
+                self.state().nodes.insert(
+                    id.to_string(),
+                    NodeConn::Up {
+                        addr,
+                        disks: disks.clone(),
+                    },
+                );
+                Some(disks)
+            }
+            outcome => {
+                match outcome {
+                    Ok((other, _)) => {
+                        tracing::warn!(node = id, %addr, other, "another storage node answers at this node's address")
+                    }
+                    Err(e) => tracing::warn!(node = id, %addr, error = %e, "storage node unreachable"),
+                }
+                self.state().nodes.insert(
+                    id.to_string(),
+                    NodeConn::Down {
+                        until: Instant::now() + RETRY_AFTER,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// The slots of `addrs`, connecting to their nodes (all at once) as needed.
+    async fn slots(&self, addrs: Vec<cairn_ring::DiskAddr>) -> Vec<Slot> {
+        let mut ids: Vec<&str> = addrs.iter().map(|a| a.node.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let nodes: HashMap<&str, Option<Vec<Arc<dyn ShardStore>>>> =
+            futures::future::join_all(ids.into_iter().map(|id| async move { (id, self.node(id).await) }))
+                .await
+                .into_iter()
+                .collect();
+        addrs
+            .iter()
+            .map(|a| Slot {
+                disk: Arc::from(format!("{}/{}", a.node, a.disk)),
+                store: nodes
+                    .get(a.node.as_str())
+                    .and_then(|d| d.as_ref()?.get(usize::from(a.disk)).cloned()),
+            })
+            .collect()
+    }
+}
+
+/// The map as placement sees it: a draining node's disks weigh nothing.
+fn ring_map(map: &cairn_meta::ClusterMapRecord) -> ClusterMap {
+    let nodes = map
+        .nodes
+        .iter()
+        .map(|n| cairn_ring::Node {
+            id: n.id.clone(),
+            zone: n.zone.clone(),
+            disks: n
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| cairn_ring::Disk {
+                    index: i as u16,
+                    weight: if n.draining { 0 } else { *w },
+                })
+                .collect(),
+        })
+        .collect();
+    ClusterMap::new(map.epoch, nodes)
+}
+
+#[async_trait::async_trait]
+impl Layout for RingLayout {
+    async fn epoch(&self) -> Result<u64> {
+        let cached = self.state().current;
+        match cached {
+            Some((epoch, at)) if at.elapsed() < MAP_CHECK_EVERY => Ok(epoch),
+            Some((epoch, _)) => {
+                // One request reads it again; meanwhile (and if that fails) the last epoch
+                // read stays good to place by: every epoch stays valid for its chunks.
+                match self.refreshing.try_lock() {
+                    Ok(_guard) => match self.refresh().await {
+                        Ok(e) => Ok(e),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cluster map unreadable; placing by epoch {epoch}");
+                            Ok(epoch)
+                        }
+                    },
+                    Err(_) => Ok(epoch),
+                }
+            }
+            None => {
+                let _guard = self.refreshing.lock().await;
+                let current = self.state().current;
+                match current {
+                    Some((epoch, _)) => Ok(epoch),
+                    None => self.refresh().await,
+                }
+            }
+        }
+    }
+
+    async fn place(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+        if epoch == 0 {
+            return Err(Error::Storage(format!(
+                "chunk {chunk} is on a fixed list of disks, not placed by the cluster map"
+            )));
+        }
+        let map = self.map_at(epoch).await?;
+        let addrs = map
+            .place(chunk.as_bytes(), n)
+            .map_err(|e| Error::Unavailable(format!("cluster map epoch {epoch}: {e}")))?;
+        Ok(self.slots(addrs).await)
+    }
+
+    async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+        let map = self.map_at(epoch).await?;
+        let weighted = map
+            .nodes()
+            .iter()
+            .flat_map(|n| n.disks.iter())
+            .filter(|d| d.weight > 0)
+            .count();
+        let all = map
+            .place(chunk.as_bytes(), weighted)
+            .map_err(|e| Error::Unavailable(format!("cluster map epoch {epoch}: {e}")))?;
+        let homes = map
+            .place(chunk.as_bytes(), n)
+            .map_err(|e| Error::Unavailable(format!("cluster map epoch {epoch}: {e}")))?;
+        let spares = all.into_iter().filter(|a| !homes.contains(a)).collect();
+        Ok(self.slots(spares).await)
+    }
+
+    async fn slot(&self, disk: &str) -> Result<Slot> {
+        let addr = disk
+            .rsplit_once('/')
+            .and_then(|(node, d)| {
+                Some(cairn_ring::DiskAddr {
+                    node: node.to_string(),
+                    disk: d.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| Error::Storage(format!("malformed disk name {disk:?}")))?;
+        Ok(self.slots(vec![addr]).await.remove(0))
+    }
+
+    async fn disks(&self) -> Result<Vec<Slot>> {
+        let epoch = self.epoch().await?;
+        let map = self.map_at(epoch).await?;
+        let addrs = map
+            .nodes()
+            .iter()
+            .flat_map(|n| {
+                (0..n.disks.len()).map(|d| cairn_ring::DiskAddr {
+                    node: n.id.clone(),
+                    disk: d as u16,
+                })
+            })
+            .collect();
+        Ok(self.slots(addrs).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_of_a_chunk_land_on_distinct_disks() {
+        for n in 0u8..50 {
+            let id = ChunkId([n.wrapping_mul(37); 32]);
+            let mut seen: Vec<usize> = (0..6).map(|i| rotated(&id, i, 6)).collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 6);
+        }
+    }
+}

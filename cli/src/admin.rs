@@ -22,6 +22,45 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: GcCommand,
     },
+    /// Repair: chunks with shards missing or away from home, and the worker rebuilding them.
+    Repair {
+        #[command(subcommand)]
+        command: RepairCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Chunks queued for repair and the repair worker's last pass; with `--watch`, a progress
+    /// bar until the queue is empty.
+    Status {
+        /// Follow the repair worker until no chunk is queued.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+#[derive(Deserialize)]
+struct RepairStatus {
+    queued: u64,
+    worker: Option<Worker>,
+}
+
+fn print_repair(s: &RepairStatus) {
+    println!("chunks queued for repair: {}", s.queued);
+    match &s.worker {
+        Some(w) => println!(
+            "worker {} ({}, every {} s): {} passes, {} chunks repaired, {} written; last pass: {}",
+            w.name,
+            w.state,
+            w.every_secs,
+            w.passes,
+            w.total_items,
+            human_bytes(w.total_bytes),
+            last_pass(w)
+        ),
+        None => println!("no repair worker runs on this server"),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,7 +172,15 @@ fn print_gc(s: &GcStatus) {
 /// One line of progress for a run: the worker running and how far it is.
 fn progress_line(s: &GcStatus) -> String {
     match s.workers.iter().find(|w| w.state == "running") {
-        Some(w) if w.progress_total > 0 => {
+        Some(w) => worker_progress(w),
+        None => "waiting for the run to start".into(),
+    }
+}
+
+/// A worker's progress as a bar.
+fn worker_progress(w: &Worker) -> String {
+    match w {
+        w if w.progress_total > 0 => {
             let width = 30;
             let filled = (w.progress_done.min(w.progress_total) * width / w.progress_total) as usize;
             format!(
@@ -146,8 +193,7 @@ fn progress_line(s: &GcStatus) -> String {
                 human_bytes(w.rate_bytes_per_sec as u64)
             )
         }
-        Some(w) => format!("{:<14} running", w.name),
-        None => "waiting for the run to start".into(),
+        w => format!("{:<14} {}", w.name, w.state),
     }
 }
 
@@ -192,6 +238,34 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
                 println!("run {run} done");
             }
             print_gc(&s);
+        }
+        AdminCommand::Repair {
+            command: RepairCommand::Status { watch },
+        } => {
+            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let mut last = String::new();
+            let s = loop {
+                let s: RepairStatus = get(&root, format!("{base}/admin/v1/repair")).await?;
+                if !watch || s.queued == 0 {
+                    break s;
+                }
+                let line = match &s.worker {
+                    Some(w) => format!("{} queued  {}", s.queued, worker_progress(w)),
+                    None => format!("{} queued, no repair worker", s.queued),
+                };
+                if interactive {
+                    print!("\r{line:<90}");
+                    std::io::Write::flush(&mut std::io::stdout())?;
+                } else if line != last {
+                    println!("{line}");
+                }
+                last = line;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            };
+            if watch && interactive {
+                println!();
+            }
+            print_repair(&s);
         }
         AdminCommand::Meta => {
             let s: cairn_meta_client::GroupStatus = get(&root, format!("{base}/admin/v1/meta")).await?;

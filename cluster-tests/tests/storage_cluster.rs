@@ -99,6 +99,14 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
     });
     let (restored, _) = gateway.metric("cairn_repair_shards_restored_total");
     assert!(restored > 0.0);
+    let root = [
+        ("CAIRN_ROOT_ACCESS_KEY", cairn_cluster_tests::ACCESS_KEY),
+        ("CAIRN_ROOT_SECRET_KEY", cairn_cluster_tests::SECRET_KEY),
+    ];
+    let out = gateway.cairn(&["admin", "repair", "status", "--watch"], &root);
+    cairn_cluster_tests::assert_ok(&out, "cairn admin repair status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("chunks queued for repair: 0"), "{text}");
 
     // Two other nodes die: had repair not written the missing shards home, chunks written
     // while 1 and 4 were down would now have fewer than four.

@@ -27,6 +27,67 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: RepairCommand,
     },
+    /// Scrub: reading every shard to find damage nobody read.
+    Scrub {
+        #[command(subcommand)]
+        command: ScrubCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScrubCommand {
+    /// Starts a scrub run and waits for it with a progress bar; then prints what it found.
+    Start {
+        /// Return once the run is requested.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Runs done, the one in progress, and what the last one found.
+    Status,
+}
+
+#[derive(Deserialize)]
+struct ScrubFindings {
+    chunks: u64,
+    shards_ok: u64,
+    shards_bad: u64,
+    shards_unreachable: u64,
+    chunks_unreadable: u64,
+}
+
+#[derive(Deserialize)]
+struct ScrubStatus {
+    runs_done: u64,
+    running: bool,
+    findings: ScrubFindings,
+    worker: Option<Worker>,
+}
+
+fn print_scrub(s: &ScrubStatus) {
+    let f = &s.findings;
+    println!(
+        "scrub runs done: {}{}",
+        s.runs_done,
+        if s.running { " (one running)" } else { "" }
+    );
+    println!(
+        "{}: {} chunks, {} shards right, {} damaged (queued for repair), {} unreachable, {} chunks unreadable",
+        if s.running { "so far" } else { "last run" },
+        f.chunks,
+        f.shards_ok,
+        f.shards_bad,
+        f.shards_unreachable,
+        f.chunks_unreadable
+    );
+    if let Some(w) = &s.worker {
+        println!(
+            "worker {} ({}): {} read; last run: {}",
+            w.name,
+            w.state,
+            human_bytes(w.total_bytes),
+            last_pass(w)
+        );
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,6 +327,48 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
                 println!();
             }
             print_repair(&s);
+        }
+        AdminCommand::Scrub {
+            command: ScrubCommand::Status,
+        } => print_scrub(&get(&root, format!("{base}/admin/v1/scrub")).await?),
+        AdminCommand::Scrub {
+            command: ScrubCommand::Start { no_wait },
+        } => {
+            let answer: serde_json::Value =
+                call(&root, reqwest::Client::new().post(format!("{base}/admin/v1/scrub"))).await?;
+            let run = answer["run"]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("admin API gave no run number"))?;
+            if no_wait {
+                println!("scrub run {run} requested");
+                return Ok(());
+            }
+            let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let mut last = String::new();
+            let s = loop {
+                let s: ScrubStatus = get(&root, format!("{base}/admin/v1/scrub")).await?;
+                if s.runs_done >= run {
+                    break s;
+                }
+                let line = match &s.worker {
+                    Some(w) if s.running => worker_progress(w),
+                    _ => "waiting for the run to start".into(),
+                };
+                if interactive {
+                    print!("\r{line:<80}");
+                    std::io::Write::flush(&mut std::io::stdout())?;
+                } else if line != last {
+                    println!("{line}");
+                }
+                last = line;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            if interactive {
+                println!("\r{:<80}", format!("scrub run {run} done"));
+            } else {
+                println!("scrub run {run} done");
+            }
+            print_scrub(&s);
         }
         AdminCommand::Meta => {
             let s: cairn_meta_client::GroupStatus = get(&root, format!("{base}/admin/v1/meta")).await?;

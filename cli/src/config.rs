@@ -159,6 +159,12 @@ pub struct ServerConfig {
     pub compaction_max_bytes_per_sec: u64,
     /// Size in bytes at which a disk's segment file is sealed and a new one begun.
     pub segment_bytes: u64,
+    /// Most shard bytes per second a scrub run reads; 0 for no limit.
+    pub scrub_max_bytes_per_sec: u64,
+    /// Seconds between the end of a scrub run and the start of the next; 0: only on request.
+    pub scrub_every_secs: u64,
+    /// Most shard bytes per second repair writes; 0 for no limit.
+    pub repair_max_bytes_per_sec: u64,
 }
 
 /// Default for [`ServerConfig::multipart_expiry_secs`]: 7 days.
@@ -191,6 +197,9 @@ impl Default for ServerConfig {
             compaction_dead_ratio: 0.5,
             compaction_max_bytes_per_sec: 32 << 20,
             segment_bytes: store.segment_bytes,
+            scrub_max_bytes_per_sec: 64 << 20,
+            scrub_every_secs: 30 * 24 * 3600,
+            repair_max_bytes_per_sec: 64 << 20,
         }
     }
 }
@@ -227,6 +236,9 @@ impl ServerConfig {
             "compaction_dead_ratio",
             "compaction_max_bytes_per_sec",
             "segment_bytes",
+            "scrub_max_bytes_per_sec",
+            "scrub_every_secs",
+            "repair_max_bytes_per_sec",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)

@@ -220,10 +220,19 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
             max_bytes_per_sec: cfg.compaction_max_bytes_per_sec,
         },
     });
-    let repairer = store.spawn_repairer(cairn::RepairConfig::default());
+    let limit = |n: u64| (n > 0).then_some(n);
+    let repairer = store.spawn_repairer(cairn::RepairConfig {
+        max_bytes_per_sec: limit(cfg.repair_max_bytes_per_sec),
+        ..cairn::RepairConfig::default()
+    });
+    let scrubber = store.spawn_scrubber(cairn::ScrubConfig {
+        every: (cfg.scrub_every_secs > 0).then(|| Duration::from_secs(cfg.scrub_every_secs)),
+        max_bytes_per_sec: limit(cfg.scrub_max_bytes_per_sec),
+    });
     let served = bound.serve(store.clone(), shutdown_signal()).await;
     reclaimer.abort();
     repairer.abort();
+    scrubber.abort();
     served?;
     store.shutdown().await;
     tracing::info!("stopped");

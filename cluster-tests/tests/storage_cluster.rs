@@ -6,7 +6,9 @@
 //! repair). The nodes restarted, repair brings every chunk back home (the repair queue of the
 //! admin API empties); then two *other* nodes killed, everything still reads — which it could
 //! not if a chunk written while the first two were down had fewer than four shards on the
-//! remaining nodes.
+//! remaining nodes. Back to six, bytes are flipped in one node's segment files: reads still
+//! return the right bytes and count the damage, repair rewrites what reads found, a scrub
+//! finds what nobody read (parity shards), and a second scrub after repair finds nothing.
 
 use std::time::Duration;
 
@@ -21,6 +23,69 @@ fn bulk(gateway: &Server, op: &str, prefix: &str, count: usize, seed: u64) -> St
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Flips `count` bytes (XOR 0xFF) at seeded offsets in the segment files under `dir`, past
+/// their first tenth (segment headers).
+fn flip_bytes(dir: &std::path::Path, count: usize, seed: u64) {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "seg") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(!files.is_empty(), "no segment file under {}", dir.display());
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..count {
+        let f = &files[next() as usize % files.len()];
+        let len = std::fs::metadata(f).unwrap().len();
+        if len < 1024 {
+            continue;
+        }
+        let offset = len / 10 + next() % (len - len / 10);
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).open(f).unwrap();
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut b = [0u8];
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        file.read_exact(&mut b).unwrap();
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        file.write_all(&[b[0] ^ 0xFF]).unwrap();
+    }
+}
+
+/// Runs a scrub through `cairn admin scrub start` and answers what it found (admin API).
+fn scrub(gateway: &Server) -> serde_json::Value {
+    let root = [
+        ("CAIRN_ROOT_ACCESS_KEY", cairn_cluster_tests::ACCESS_KEY),
+        ("CAIRN_ROOT_SECRET_KEY", cairn_cluster_tests::SECRET_KEY),
+    ];
+    let out = gateway.cairn(&["admin", "scrub", "start"], &root);
+    cairn_cluster_tests::assert_ok(&out, "cairn admin scrub start");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("done"), "{text}");
+    gateway.admin_get("/admin/v1/scrub")["findings"].clone()
+}
+
+/// Waits until a repair pass that began after this call has left nothing queued.
+fn wait_for_repair(gateway: &Server, what: &str) {
+    let (_, passes) = repair_queued(gateway);
+    wait_for(what, Duration::from_secs(240), || {
+        let (queued, p) = repair_queued(gateway);
+        queued == 0 && p > passes + 1
+    });
 }
 
 fn repair_queued(gateway: &Server) -> (u64, u64) {
@@ -47,7 +112,11 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
     let gateway = Server::start_role_with(
         &["gateway", "--meta", &meta.addr, "--cluster"],
         &tmp.path().join("gateway"),
-        &[("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)],
+        &[
+            ("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET),
+            ("CAIRN_SCRUB_MAX_BYTES_PER_SEC", "0"),
+            ("CAIRN_REPAIR_MAX_BYTES_PER_SEC", "0"),
+        ],
     );
     assert_eq!(gateway.admin_get("/admin/v1/storage").as_array().unwrap().len(), 6);
 
@@ -114,4 +183,33 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
     nodes[3].kill9();
     bulk(&gateway, "check", "b", 100, 2);
     bulk(&gateway, "check", "a", 1000, 1);
+
+    // Back to six; bytes flipped on one node's disk. Reads return the right bytes and count
+    // the damage (the node's CRCs catch it; the chunk is rebuilt from the others).
+    nodes[0] = start(0, &addrs[0]);
+    nodes[3] = start(3, &addrs[3]);
+    let (errors_before, _) = gateway.metric("cairn_shard_read_errors_total");
+    flip_bytes(&tmp.path().join("storage2/disks"), 40, 7);
+    bulk(&gateway, "check", "a", 1000, 1);
+    let (errors, _) = gateway.metric("cairn_shard_read_errors_total");
+    assert!(errors > errors_before, "the damage was not counted");
+    wait_for_repair(&gateway, "repair of what reads found");
+    // A scrub finds the damage no read touched (parity shards are read only when needed)...
+    let found = scrub(&gateway);
+    eprintln!("first scrub: {found}");
+    assert!(found["shards_bad"].as_u64().unwrap() > 0, "{found}");
+    assert_eq!(found["chunks_unreadable"], 0, "{found}");
+    wait_for_repair(&gateway, "repair of what the scrub found");
+    // ... and after repair, another finds every shard right.
+    let clean = scrub(&gateway);
+    eprintln!("second scrub: {clean}");
+    assert!(clean["chunks"].as_u64().unwrap() > 1000, "{clean}");
+    assert_eq!(clean["shards_bad"], 0, "{clean}");
+    assert_eq!(clean["shards_unreachable"], 0, "{clean}");
+    assert_eq!(
+        clean["shards_ok"].as_u64().unwrap(),
+        6 * clean["chunks"].as_u64().unwrap(),
+        "{clean}"
+    );
+    bulk(&gateway, "check", "b", 100, 2);
 }

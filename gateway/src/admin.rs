@@ -8,6 +8,8 @@
 //! GET    /admin/v1/workers     background workers: state, passes, last pass, errors (root only)
 //! GET    /admin/v1/gc          space reclamation: runs, pending chunks, its workers (root only)
 //! GET    /admin/v1/repair      repair: chunks queued, its worker's progress (root only)
+//! GET    /admin/v1/scrub       scrub: runs, what the last one found, its worker (root only)
+//! POST   /admin/v1/scrub       start a scrub run -> {"run": n}
 //! POST   /admin/v1/gc/run      start a run of every reclamation worker now -> {"run": n}
 //! GET    /admin/v1/keys        list keys without secrets (root only)
 //! POST   /admin/v1/keys        {"name", "access_key"?, "secret_key"?} -> the key with its secret
@@ -165,6 +167,11 @@ impl Admin {
             }
             (Method::GET, "/admin/v1/workers") => json(StatusCode::OK, &self.store.workers()),
             (Method::GET, "/admin/v1/repair") => json(StatusCode::OK, &self.store.repair_status()),
+            (Method::GET, "/admin/v1/scrub") => json(StatusCode::OK, &self.store.scrub_status()),
+            (Method::POST, "/admin/v1/scrub") => json(
+                StatusCode::OK,
+                &serde_json::json!({ "run": self.store.request_scrub() }),
+            ),
             (Method::GET, "/admin/v1/meta") => match self.store.meta_status().await {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

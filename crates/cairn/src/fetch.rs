@@ -57,15 +57,7 @@ pub(crate) async fn fetch_chunk(
     let total = scheme.total();
     let len = c.len as usize;
     let shard_len = codec.shard_len(len);
-    let mut places = inner.layout.place(&c.id, placement.epoch, total).await?;
-    for (i, disk) in &placement.moved {
-        if let Some(p) = places.get_mut(usize::from(*i)) {
-            *p = inner.layout.slot(disk).await.unwrap_or_else(|_| crate::layout::Slot {
-                disk: Arc::from(disk.as_str()),
-                store: None,
-            });
-        }
-    }
+    let places = shard_slots(inner, &c.id, &placement, total).await?;
     let recorded_missing = placement.missing;
     let lost = std::sync::atomic::AtomicU32::new(0);
     let read = |i: usize| {
@@ -215,9 +207,29 @@ pub(crate) async fn fetch_chunk(
     Ok(data)
 }
 
+/// Where each of the `total` shards of chunk `id` is: its home by the placement's epoch, or
+/// the disk it was moved to.
+pub(crate) async fn shard_slots(
+    inner: &Arc<Inner>,
+    id: &cairn_types::ChunkId,
+    placement: &ChunkPlacement,
+    total: usize,
+) -> Result<Vec<crate::layout::Slot>> {
+    let mut places = inner.layout.place(id, placement.epoch, total).await?;
+    for (i, disk) in &placement.moved {
+        if let Some(p) = places.get_mut(usize::from(*i)) {
+            *p = inner.layout.slot(disk).await.unwrap_or_else(|_| crate::layout::Slot {
+                disk: Arc::from(disk.as_str()),
+                store: None,
+            });
+        }
+    }
+    Ok(places)
+}
+
 /// Tells the metadata (in the background: the read does not wait) that shards of `c` were
 /// found lost, so that repair rebuilds them.
-fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlacement, lost: u32) {
+pub(crate) fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlacement, lost: u32) {
     let lost = lost & !placement.missing;
     if lost == 0 {
         return;

@@ -170,6 +170,8 @@ pub(crate) struct Inner {
     pub(crate) access: crate::key_cache::AccessVersion,
     /// Chunks in the repair queue, as the repair worker last counted them.
     pub(crate) repair_queued: std::sync::atomic::AtomicU64,
+    /// Scrub runs requested and done.
+    pub(crate) scrub: crate::scrub::ScrubControl,
 }
 
 impl Inner {
@@ -233,6 +235,7 @@ impl Store {
                 buckets: Default::default(),
                 access: Default::default(),
                 repair_queued: Default::default(),
+                scrub: Default::default(),
             }),
         }
     }

@@ -14,9 +14,12 @@ pub enum AdminCommand {
     /// The metadata group's Raft state as the server's meta-node sees it: term, leader,
     /// log, applied and snapshot index, members and their lag.
     Meta,
-    /// Storage nodes as they last reported themselves: id, address, zone, disks, capacity and
-    /// the age of their last heartbeat.
-    Storage,
+    /// Storage nodes as they last reported themselves (id, address, zone, disks, capacity,
+    /// the age of their last heartbeat) and the cluster map's epoch; or drain one.
+    Storage {
+        #[command(subcommand)]
+        command: Option<StorageCommand>,
+    },
     /// Space reclamation: unreferenced data, what was reclaimed, runs.
     Gc {
         #[command(subcommand)]
@@ -88,6 +91,21 @@ fn print_scrub(s: &ScrubStatus) {
             last_pass(w)
         );
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCommand {
+    /// Drains a storage node: its disks take no new shards (a new epoch of the cluster map);
+    /// what they hold stays readable.
+    Drain {
+        /// The node's id.
+        id: String,
+    },
+    /// Ends a node's draining: its disks take new shards again.
+    Undrain {
+        /// The node's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,9 +392,33 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
             let s: cairn_meta_client::GroupStatus = get(&root, format!("{base}/admin/v1/meta")).await?;
             crate::meta_node::print_status(&s);
         }
-        AdminCommand::Storage => {
+        AdminCommand::Storage { command: None } => {
             let nodes: Vec<serde_json::Value> = get(&root, format!("{base}/admin/v1/storage")).await?;
-            print_storage(&nodes);
+            let map: serde_json::Value = get(&root, format!("{base}/admin/v1/cluster-map")).await?;
+            print_storage(&nodes, &map);
+        }
+        AdminCommand::Storage {
+            command: Some(StorageCommand::Drain { id } | StorageCommand::Undrain { id }),
+        } if id.is_empty() || id.contains('/') => bail!("not a storage node id: {id:?}"),
+        AdminCommand::Storage { command: Some(c) } => {
+            let (id, action) = match &c {
+                StorageCommand::Drain { id } => (id, "drain"),
+                StorageCommand::Undrain { id } => (id, "undrain"),
+            };
+            let r = reqwest::Client::new()
+                .post(format!("{base}/admin/v1/storage/{id}/{action}"))
+                .basic_auth(&root.access_key, Some(&root.secret_key))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!(
+                    "admin API answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
+            }
+            let map: serde_json::Value = get(&root, format!("{base}/admin/v1/cluster-map")).await?;
+            println!("storage node {id}: {action}ed; cluster map epoch {}", map["epoch"]);
         }
         AdminCommand::Workers => {
             let workers: Vec<Worker> = get(&root, format!("{base}/admin/v1/workers")).await?;
@@ -412,7 +454,17 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn print_storage(nodes: &[serde_json::Value]) {
+fn print_storage(nodes: &[serde_json::Value], map: &serde_json::Value) {
+    let in_map = map["nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let draining = |id: &str| in_map.iter().any(|n| n["id"] == id && n["draining"] == true);
+    match map["epoch"].as_u64() {
+        Some(e) => println!(
+            "cluster map epoch {e}: {} nodes, {} draining",
+            in_map.len(),
+            in_map.iter().filter(|n| n["draining"] == true).count()
+        ),
+        None => println!("no cluster map yet (no storage node has registered)"),
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -425,7 +477,7 @@ fn print_storage(nodes: &[serde_json::Value]) {
         let sum = |field: &str| disks.iter().filter_map(|d| d[field].as_u64()).sum::<u64>();
         let age = now - n["heartbeat"].as_i64().unwrap_or(0);
         println!(
-            "{:<36} {:<21} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}s",
+            "{:<36} {:<21} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}s{}",
             n["id"].as_str().unwrap_or("?"),
             n["addr"].as_str().unwrap_or("?"),
             n["zone"].as_str().unwrap_or("?"),
@@ -433,7 +485,12 @@ fn print_storage(nodes: &[serde_json::Value]) {
             human_bytes(sum("capacity_free")),
             human_bytes(sum("capacity_total")),
             sum("shards"),
-            age.max(0) / 1000
+            age.max(0) / 1000,
+            if draining(n["id"].as_str().unwrap_or("")) {
+                "  draining"
+            } else {
+                ""
+            }
         );
     }
 }

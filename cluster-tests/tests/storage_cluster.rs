@@ -9,6 +9,7 @@
 //! remaining nodes. Back to six, bytes are flipped in one node's segment files: reads still
 //! return the right bytes and count the damage, repair rewrites what reads found, a scrub
 //! finds what nobody read (parity shards), and a second scrub after repair finds nothing.
+//! Finally a node drained (`cairn admin storage drain`) takes no shard of new objects.
 
 use std::time::Duration;
 
@@ -212,4 +213,41 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
         "{clean}"
     );
     bulk(&gateway, "check", "b", 100, 2);
+
+    // Drained, a node takes no new shards (a new epoch of the map); undrained, it does again.
+    let root = [
+        ("CAIRN_ROOT_ACCESS_KEY", cairn_cluster_tests::ACCESS_KEY),
+        ("CAIRN_ROOT_SECRET_KEY", cairn_cluster_tests::SECRET_KEY),
+    ];
+    let epoch = |g: &Server| g.admin_get("/admin/v1/cluster-map")["epoch"].as_u64().unwrap();
+    let before = epoch(&gateway);
+    let drained = nodes[5].node_id.clone();
+    let out = gateway.cairn(&["admin", "storage", "drain", &drained], &root);
+    cairn_cluster_tests::assert_ok(&out, "cairn admin storage drain");
+    assert_eq!(epoch(&gateway), before + 1);
+    let out = gateway.cairn(&["admin", "storage"], &root);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(drained.as_str()) && l.ends_with("draining")),
+        "{text}"
+    );
+    let held = |i: usize| dir_bytes(&tmp.path().join(format!("storage{i}/disks")));
+    // The gateway reads the epoch at most once a second: wait until a write shows it.
+    wait_for("the gateway to place by the new epoch", Duration::from_secs(30), || {
+        let b = held(5);
+        bulk(&gateway, "put", "c", 20, 3);
+        held(5) == b
+    });
+    let (b5, b0) = (held(5), held(0));
+    bulk(&gateway, "put", "d", 50, 4);
+    assert_eq!(held(5), b5, "a drained node took new shards");
+    assert!(held(0) > b0);
+    bulk(&gateway, "check", "d", 50, 4);
+    let out = gateway.cairn(&["admin", "storage", "undrain", &drained], &root);
+    cairn_cluster_tests::assert_ok(&out, "cairn admin storage undrain");
+    assert_eq!(epoch(&gateway), before + 2);
+    let out = gateway.cairn(&["admin", "storage", "drain", "no-such-node"], &root);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{out:?}");
 }

@@ -7,6 +7,8 @@
 //! GET    /admin/v1/status      disks, scheme, space (root only)
 //! GET    /admin/v1/workers     background workers: state, passes, last pass, errors (root only)
 //! GET    /admin/v1/gc          space reclamation: runs, pending chunks, its workers (root only)
+//! GET    /admin/v1/cluster-map the cluster map: epoch, nodes, zones, weights, draining (root only)
+//! POST   /admin/v1/storage/{id}/drain, .../undrain   drain a storage node or end it (204, or 404)
 //! GET    /admin/v1/repair      repair: chunks queued, its worker's progress (root only)
 //! GET    /admin/v1/scrub       scrub: runs, what the last one found, its worker (root only)
 //! POST   /admin/v1/scrub       start a scrub run -> {"run": n}
@@ -180,6 +182,27 @@ impl Admin {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             },
+            (Method::GET, "/admin/v1/cluster-map") => match self.store.cluster_map().await {
+                Ok(m) => json(StatusCode::OK, &m),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
+            (Method::POST, p) if p.starts_with("/admin/v1/storage/") => {
+                let rest = &p["/admin/v1/storage/".len()..];
+                let (id, drain) = match rest.rsplit_once('/') {
+                    Some((id, "drain")) => (id, true),
+                    Some((id, "undrain")) => (id, false),
+                    _ => return error(StatusCode::NOT_FOUND, "no such endpoint"),
+                };
+                match self.store.drain_storage_node(id, drain).await {
+                    Ok(()) => Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Full::new(Bytes::new()))
+                        .expect("valid response"),
+                    Err(cairn::Error::NoSuchStorageNode) => error(StatusCode::NOT_FOUND, "no such storage node"),
+                    Err(e @ cairn::Error::Invalid(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+                    Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+                }
+            }
             (Method::GET, "/admin/v1/gc") => match self.store.reclaim_status().await {
                 Ok(s) => json(StatusCode::OK, &s),
                 Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

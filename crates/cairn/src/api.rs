@@ -265,6 +265,46 @@ pub struct StorageNode {
     pub heartbeat: UnixMillis,
 }
 
+/// The cluster map: the storage nodes placement chooses from, at one epoch.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterMap {
+    /// The epoch (each change of the map makes a new one).
+    pub epoch: u64,
+    /// The nodes, by id.
+    pub nodes: Vec<MapNode>,
+}
+
+/// A storage node in the [`ClusterMap`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MapNode {
+    /// Its id.
+    pub id: String,
+    /// Its failure domain.
+    pub zone: String,
+    /// Each disk's weight (capacity in GiB).
+    pub weights: Vec<u64>,
+    /// Whether it is draining (takes no new shards).
+    pub draining: bool,
+}
+
+impl From<cairn_meta::ClusterMapRecord> for ClusterMap {
+    fn from(r: cairn_meta::ClusterMapRecord) -> Self {
+        Self {
+            epoch: r.epoch,
+            nodes: r
+                .nodes
+                .into_iter()
+                .map(|n| MapNode {
+                    id: n.id,
+                    zone: n.zone,
+                    weights: n.weights,
+                    draining: n.draining,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One disk of a [`StorageNode`], as last reported.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StorageDisk {

@@ -43,6 +43,9 @@ pub enum Error {
     /// No such access key.
     #[error("no such access key")]
     NoSuchAccessKey,
+    /// The cluster map holds no storage node of that id.
+    #[error("no such storage node")]
+    NoSuchStorageNode,
     /// The request body ended early or failed to arrive.
     #[error("request body: {0}")]
     Body(String),
@@ -96,7 +99,7 @@ impl From<MetaError> for Error {
             MetaError::VersionIdInUse => Error::Invalid(e.to_string()),
             MetaError::Store(s) => Error::Storage(s),
             MetaError::NotCurrentPass(_) => Error::Unavailable(e.to_string()),
-            MetaError::NoSuchStorageNode => Error::Invalid(e.to_string()),
+            MetaError::NoSuchStorageNode => Error::NoSuchStorageNode,
         }
     }
 }

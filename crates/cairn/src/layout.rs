@@ -296,6 +296,22 @@ impl RingLayout {
     }
 }
 
+/// The `n` homes of `chunk` in `map`. With fewer disks able to take shards than `n` (a small
+/// cluster, or nodes draining), the disks there are take the shards in turn — shard `i` on the
+/// `(i mod d)`-th — so writes go on with less spread rather than stop.
+fn homes(map: &ClusterMap, chunk: &ChunkId, n: usize) -> Result<Vec<cairn_ring::DiskAddr>> {
+    match map.place(chunk.as_bytes(), n) {
+        Ok(a) => Ok(a),
+        Err(cairn_ring::TooFewDisks { disks, .. }) if disks > 0 => {
+            let some = map
+                .place(chunk.as_bytes(), disks)
+                .map_err(|e| Error::Unavailable(format!("cluster map epoch {}: {e}", map.epoch)))?;
+            Ok((0..n).map(|i| some[i % disks].clone()).collect())
+        }
+        Err(e) => Err(Error::Unavailable(format!("cluster map epoch {}: {e}", map.epoch))),
+    }
+}
+
 /// The map as placement sees it: a draining node's disks weigh nothing.
 fn ring_map(map: &cairn_meta::ClusterMapRecord) -> ClusterMap {
     let nodes = map
@@ -356,10 +372,7 @@ impl Layout for RingLayout {
             )));
         }
         let map = self.map_at(epoch).await?;
-        let addrs = map
-            .place(chunk.as_bytes(), n)
-            .map_err(|e| Error::Unavailable(format!("cluster map epoch {epoch}: {e}")))?;
-        Ok(self.slots(addrs).await)
+        Ok(self.slots(homes(&map, chunk, n)?).await)
     }
 
     async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
@@ -370,13 +383,9 @@ impl Layout for RingLayout {
             .flat_map(|n| n.disks.iter())
             .filter(|d| d.weight > 0)
             .count();
-        let all = map
-            .place(chunk.as_bytes(), weighted)
-            .map_err(|e| Error::Unavailable(format!("cluster map epoch {epoch}: {e}")))?;
-        let homes = map
-            .place(chunk.as_bytes(), n)
-            .map_err(|e| Error::Unavailable(format!("cluster map epoch {epoch}: {e}")))?;
-        let spares = all.into_iter().filter(|a| !homes.contains(a)).collect();
+        let all = homes(&map, chunk, weighted)?;
+        let taken = homes(&map, chunk, n)?;
+        let spares = all.into_iter().filter(|a| !taken.contains(a)).collect();
         Ok(self.slots(spares).await)
     }
 

@@ -35,7 +35,10 @@ mod store;
 mod workers;
 mod write;
 
-pub use api::{AccessKey, Bucket, ListPage, Object, Part, PartRange, StorageDisk, StorageNode, UnixMillis, Upload};
+pub use api::{
+    AccessKey, Bucket, ClusterMap, ListPage, MapNode, Object, Part, PartRange, StorageDisk, StorageNode, UnixMillis,
+    Upload,
+};
 pub use cairn_chunk::ChunkerParams;
 pub use cairn_meta::{Checksums, ObjectAttrs};
 pub use cairn_meta_client::GroupStatus;

@@ -269,6 +269,19 @@ impl Store {
             .collect())
     }
 
+    /// The current cluster map (`None` before any storage node registered).
+    pub async fn cluster_map(&self) -> Result<Option<crate::api::ClusterMap>> {
+        Ok(self.inner.meta.cluster_map(None).await?.map(Into::into))
+    }
+
+    /// Drains a storage node (its disks take no new shards; what they hold stays readable) or
+    /// ends its draining: a new epoch of the cluster map if it changes anything.
+    pub async fn drain_storage_node(&self, id: &str, drain: bool) -> Result<()> {
+        self.propose(Command::DrainStorageNode { id: id.into(), drain })
+            .await
+            .map(|_| ())
+    }
+
     /// Whether the metadata accepts writes.
     pub fn is_ready(&self) -> bool {
         self.inner.meta.is_ready()

@@ -48,6 +48,10 @@ struct Args {
     /// PID of the server on this machine: report its CPU seconds per GiB of each phase.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A shell command run between the PUT and the GET phase (e.g. killing storage nodes, to
+    /// measure degraded reads); the GET phase starts once it has exited successfully.
+    #[arg(long, value_name = "COMMAND")]
+    before_get: Option<String>,
 }
 
 /// CPU time (user + system, all threads) process `pid` has used so far, in seconds, from
@@ -268,6 +272,13 @@ async fn main() -> anyhow::Result<()> {
     report("PUT", put, start.elapsed(), &cpu)?;
     if objects.is_empty() {
         bail!("no object was written");
+    }
+
+    if let Some(cmd) = &args.before_get {
+        let status = std::process::Command::new("sh").arg("-c").arg(cmd).status()?;
+        if !status.success() {
+            bail!("--before-get {cmd:?}: {status}");
+        }
     }
 
     // GET phase: read the objects back round-robin and verify each.

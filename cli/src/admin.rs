@@ -9,6 +9,9 @@ use crate::keys::{connect, AdminArgs};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
+    /// The server's state: readiness, erasure scheme, space, disks, and warnings (such as a
+    /// cluster map too small for the scheme's spread).
+    Status,
     /// Background workers: state, passes, what the last pass did, errors.
     Workers,
     /// The metadata group's Raft state as the server's meta-node sees it: term, leader,
@@ -387,6 +390,29 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
                 println!("scrub run {run} done");
             }
             print_scrub(&s);
+        }
+        AdminCommand::Status => {
+            let s: serde_json::Value = get(&root, format!("{base}/admin/v1/status")).await?;
+            println!(
+                "ready: {}; erasure scheme of new chunks: {}",
+                s["ready"],
+                s["erasure"].as_str().unwrap_or("?")
+            );
+            if let Some(st) = s["stats"].as_object() {
+                let n = |f: &str| st.get(f).and_then(|v| v.as_u64()).unwrap_or(0);
+                println!(
+                    "shards: {}; live: {}; on disk: {}",
+                    n("shards"),
+                    human_bytes(n("live_bytes")),
+                    human_bytes(n("disk_bytes"))
+                );
+            }
+            let disks = s["disks"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let unreachable = disks.iter().filter(|d| d.get("error").is_some()).count();
+            println!("disks: {} ({unreachable} unreachable)", disks.len());
+            for w in s["warnings"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                println!("WARNING: {}", w.as_str().unwrap_or("?"));
+            }
         }
         AdminCommand::Meta => {
             let s: cairn_meta_client::GroupStatus = get(&root, format!("{base}/admin/v1/meta")).await?;

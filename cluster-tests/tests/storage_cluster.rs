@@ -232,6 +232,10 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
             .any(|l| l.starts_with(drained.as_str()) && l.ends_with("draining")),
         "{text}"
     );
+    // Five disks for stripes of six: the status says the scheme's spread is not honoured.
+    let status = |g: &Server| String::from_utf8_lossy(&g.cairn(&["admin", "status"], &root).stdout).into_owned();
+    let text = status(&gateway);
+    assert!(text.contains("WARNING") && text.contains("share disks"), "{text}");
     let held = |i: usize| dir_bytes(&tmp.path().join(format!("storage{i}/disks")));
     // The gateway reads the epoch at most once a second: wait until a write shows it.
     wait_for("the gateway to place by the new epoch", Duration::from_secs(30), || {
@@ -247,6 +251,9 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
     let out = gateway.cairn(&["admin", "storage", "undrain", &drained], &root);
     cairn_cluster_tests::assert_ok(&out, "cairn admin storage undrain");
     assert_eq!(epoch(&gateway), before + 2);
+    wait_for("the warning to go", Duration::from_secs(30), || {
+        !status(&gateway).contains("WARNING")
+    });
     let out = gateway.cairn(&["admin", "storage", "drain", "no-such-node"], &root);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{out:?}");

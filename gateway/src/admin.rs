@@ -162,6 +162,7 @@ impl Admin {
                     &serde_json::json!({
                         "ready": self.store.is_ready(),
                         "erasure": format!("{}+{}", scheme.data, scheme.parity),
+                        "warnings": self.store.placement_warnings().await,
                         "stats": stats,
                         "disks": disks,
                     }),

@@ -282,6 +282,12 @@ impl Store {
             .map(|_| ())
     }
 
+    /// What keeps new chunks from the spread their scheme is meant to have (too few nodes or
+    /// disks in the cluster map): shown by `cairn admin status`.
+    pub async fn placement_warnings(&self) -> Vec<String> {
+        self.inner.layout.warnings(self.scheme().total()).await
+    }
+
     /// Whether the metadata accepts writes.
     pub fn is_ready(&self) -> bool {
         self.inner.meta.is_ready()

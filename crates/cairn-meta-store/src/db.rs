@@ -32,12 +32,32 @@ pub fn open(path: impl AsRef<Path>) -> std::io::Result<(LogStore, StateMachine, 
     // 64 MiB write buffers, and installing a large snapshot or a burst of writes holds up to
     // 512 MiB of memtables.
     opts.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
-    let cfs = [CF_LOG, CF_RAFT, CF_STATE, CF_SM_META]
-        .into_iter()
-        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
-    let db = Arc::new(DB::open_cf_descriptors(&opts, path.as_ref(), cfs).map_err(io_err)?);
+    let db = Arc::new(open_waiting(&opts, path.as_ref())?);
     let sm = StateMachine::load(db.clone(), path.as_ref().join(SNAPSHOT_DIR))?;
     Ok((LogStore::new(db.clone()), sm, StateReader { db }))
+}
+
+/// How long [`open`] waits for an instance of the database this process is closing.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the database; while RocksDB says this very process holds its lock (an instance just
+/// shut down whose last handle a finishing background task still drops, as when a node is
+/// restarted in-process), waits for it, at most [`REOPEN_WAIT`]. Another process holding the
+/// lock fails at once.
+fn open_waiting(opts: &Options, path: &Path) -> std::io::Result<DB> {
+    let deadline = std::time::Instant::now() + REOPEN_WAIT;
+    loop {
+        let cfs = [CF_LOG, CF_RAFT, CF_STATE, CF_SM_META]
+            .into_iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        match DB::open_cf_descriptors(opts, path, cfs) {
+            Ok(db) => return Ok(db),
+            Err(e) if e.as_ref().contains("lock hold by current process") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_err(e)),
+        }
+    }
 }
 
 /// Reads of the replicated state, straight from the state machine's column family. Blocking:

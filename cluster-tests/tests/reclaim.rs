@@ -1,14 +1,18 @@
 //! Space reclamation on the real server: after overwrites, deletes, an aborted multipart upload
 //! and uploads cut by kill -9, the workers bring the disks back to the live data's size, every
 //! live object reads back bit-exact, and the metrics and `cairn admin gc status` say what was
-//! reclaimed. And kill -9 in the middle of a compaction loses nothing.
+//! reclaimed. And kill -9 in the middle of a compaction loses nothing. And the same across six
+//! storage nodes, one of them down while the collector deletes: caught up when it returns.
 
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_cluster_tests::{assert_ok, wait_for, Server, ACCESS_KEY, SECRET_KEY};
+use cairn_cluster_tests::{
+    assert_ok, dir_bytes, own_loopback, wait_for, MetaNode, Server, StorageNode, TestDir, ACCESS_KEY, CLUSTER_SECRET,
+    SECRET_KEY,
+};
 
 /// A short grace period, small segments and a low compaction threshold, so that the disks end
 /// close to the live data within the test.
@@ -21,11 +25,11 @@ const ENV: [(&str, &str); 4] = [
 
 /// Bytes of every file under the data directory's disks (segments and their index files).
 fn disk_bytes(data: &Path) -> u64 {
-    cairn_cluster_tests::dir_bytes(&data.join("disks"))
+    dir_bytes(&data.join("disks"))
 }
 
-/// What the live objects take in shards with erasure 2+1 (3 disks): 1.5 times their size, for
-/// every object too large to be kept inline in the metadata.
+/// What the live objects take in shards with erasure 2+1 (3 disks) or 4+2 (six storage
+/// nodes): 1.5 times their size, for every object too large to be kept inline in the metadata.
 fn stored_size(work: &Path) -> u64 {
     let expect: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(work.join("expect.json")).unwrap()).unwrap();
@@ -192,4 +196,89 @@ fn kill_nine_during_compaction_loses_nothing() {
     assert!(disk_bytes(&data) <= live + live / 10, "{} vs {live}", disk_bytes(&data));
     let out = server.python("reclaim_client.py", &["verify", work.to_str().unwrap()]);
     assert_ok(&out, "verify after compaction");
+}
+
+#[test]
+fn reclamation_across_storage_nodes_catches_up_a_node_that_was_down() {
+    let tmp = TestDir::new();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let meta = MetaNode::start(&tmp.path().join("meta"), &own_loopback(), None);
+    let start = |i: usize, listen: &str| {
+        StorageNode::start(
+            &tmp.path().join(format!("storage{i}")),
+            1,
+            listen,
+            &[
+                "--meta",
+                &meta.addr,
+                "--zone",
+                &format!("zone-{}", i / 2),
+                "--segment-bytes",
+                "2097152",
+            ],
+        )
+    };
+    let mut nodes: Vec<StorageNode> = (0..6).map(|i| start(i, &own_loopback())).collect();
+    // Nothing is collected while the garbage is made (an hour's grace period)...
+    let gateway_with = |env: &[(&str, &str)]| {
+        let mut all = vec![("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)];
+        all.extend(env);
+        Server::start_role_with(
+            &["gateway", "--meta", &meta.addr, "--cluster"],
+            &tmp.path().join("gateway"),
+            &all,
+        )
+    };
+    let mut gateway = gateway_with(&[("CAIRN_GC_GRACE", "1h")]);
+    let held = |i: usize| dir_bytes(&tmp.path().join(format!("storage{i}/disks")));
+    let all = || (0..6).map(held).sum::<u64>();
+    let out = gateway.python("reclaim_client.py", &["load", work.to_str().unwrap()]);
+    assert_ok(&out, "load");
+
+    // ... and node 3 dies before the collector runs (a gateway with a short grace period):
+    // its shards of the collected chunks stay, and the collector goes on without it.
+    let addr = nodes[3].addr.clone();
+    nodes[3].kill9();
+    gateway.stop();
+    let gateway = gateway_with(&ENV);
+    let collector = "cairn_worker_bytes_reclaimed_total{worker=\"collector\"}";
+    wait_for("the collector to reclaim", Duration::from_secs(90), || {
+        gc_run(&gateway);
+        gateway.metric(collector).0 > 0.0
+    });
+    let (skipped, page) = gateway.metric("cairn_gc_disks_unreachable_total");
+    assert!(skipped > 0.0, "the collector did not notice the node down:\n{page}");
+    let down = held(3);
+
+    // Back: the orphan sweep deletes what it missed, compaction gives the space back, on every
+    // node, until the nodes hold the live data's shards.
+    nodes[3] = start(3, &addr);
+    let live = stored_size(&work);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut status = String::new();
+    while all() > live + live / 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the nodes hold {} bytes, live data {live}; last status:\n{status}",
+            all()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        status = gc_run(&gateway);
+    }
+    eprintln!("storage nodes: {} bytes for {live} bytes of live shards", all());
+    assert!(
+        held(3) < down,
+        "node 3 held {down} bytes when it came back, {} now",
+        held(3)
+    );
+    let share = held(3) as f64 / all() as f64;
+    assert!((0.12..0.22).contains(&share), "node 3 holds {share:.3} of the shards");
+    let out = gateway.python("reclaim_client.py", &["verify", work.to_str().unwrap()]);
+    assert_ok(&out, "verify");
+    for worker in ["orphan-sweep", "compaction"] {
+        let name = format!("cairn_worker_bytes_reclaimed_total{{worker=\"{worker}\"}}");
+        let (bytes, page) = gateway.metric(&name);
+        assert!(bytes > 0.0, "{worker} reclaimed nothing:\n{page}");
+    }
 }

@@ -287,19 +287,28 @@ impl Store {
 
     /// Deletes every shard of `ids` on every disk that can be reached; returns the shard
     /// bytes deleted. Shards on a disk unreachable now stay there as orphans (their records
-    /// go): the orphan sweep deletes them once the disk is back.
+    /// go): the orphan sweep deletes them once the disk is back. A disk is skipped only if it
+    /// fails before this pass sent it any delete (its node is down): a delete that may still
+    /// land later (a stopped node resumed) fails the pass instead, so that no delete of an
+    /// ended pass can reach a shard written again after it.
     async fn delete_shards(&self, ids: &[ChunkId]) -> Result<u64> {
         let disks = reachable(self.inner.layout.disks().await?);
         // One listing per disk and chunk (its shards are adjacent in key order), then the
         // deletes, all disks at once.
-        let per_disk = disks.iter().map(|(_, disk)| async move {
+        let per_disk = disks.iter().map(|(name, disk)| async move {
             let mut bytes = 0;
+            let mut deleted_any = false;
             for id in ids {
-                let shards = disk
-                    .list(ShardKey::before_chunk(*id), usize::from(MAX_SHARDS))
-                    .await
-                    .map_err(storage)?;
+                let shards = match disk.list(ShardKey::before_chunk(*id), usize::from(MAX_SHARDS)).await {
+                    Ok(s) => s,
+                    Err(e) if !deleted_any && node_down(&e) => {
+                        skip_unreachable(name, &e);
+                        return Ok(0);
+                    }
+                    Err(e) => return Err(storage(e)),
+                };
                 for (key, len) in shards.into_iter().take_while(|(k, _)| k.chunk == *id) {
+                    deleted_any = true;
                     if disk.delete(key).await.map_err(storage)? {
                         bytes += u64::from(len);
                     }
@@ -461,10 +470,18 @@ impl Store {
     /// copies of shards on disks their record does not place them on.
     async fn sweep(&self, t: &mut Tracker, grace: Duration, worker: &Worker) -> Result<PassOutcome> {
         let mut out = PassOutcome::default();
-        let disks = reachable(self.inner.layout.disks().await?);
-        let mut listing = Vec::with_capacity(disks.len());
-        for (_, disk) in &disks {
-            listing.push(list_all(&**disk).await?);
+        // Disks whose node is down are left for a later pass.
+        let mut disks = Vec::new();
+        let mut listing = Vec::new();
+        for (name, disk) in reachable(self.inner.layout.disks().await?) {
+            match list_all(&*disk).await {
+                Ok(shards) => {
+                    listing.push(shards);
+                    disks.push((name, disk));
+                }
+                Err(Error::Unavailable(e)) => skip_unreachable(&name, &e),
+                Err(e) => return Err(e),
+            }
         }
         let ids: Vec<ChunkId> = listing
             .iter()
@@ -505,10 +522,11 @@ impl Store {
                     Some(disk) => self.inner.layout.slot(disk).await?,
                     None => home[i].clone(),
                 };
+                // (An unreachable placed disk confirms nothing: the copy stays.)
                 if placed.disk != disks[d].0
                     && placement.missing & (1 << i) == 0
                     && match &placed.store {
-                        Some(s) => s.stat(*key).await.map_err(storage)?.is_some(),
+                        Some(s) => s.stat(*key).await.ok().flatten().is_some(),
                         None => false,
                     }
                 {
@@ -538,13 +556,21 @@ impl Store {
     /// Compacts every disk: segments at least `opts.min_dead_ratio` dead are rewritten.
     async fn compact(&self, opts: &CompactOptions, worker: &Worker) -> Result<PassOutcome> {
         let mut out = PassOutcome::default();
-        for (_, disk) in reachable(self.inner.layout.disks().await?) {
+        for (name, disk) in reachable(self.inner.layout.disks().await?) {
             let progress = CompactProgress::default();
             let run = disk.compact(opts, &progress);
             tokio::pin!(run);
             let report = loop {
                 tokio::select! {
-                    r = &mut run => break r.map_err(|e| Error::Storage(e.to_string()))?,
+                    r = &mut run => match r {
+                        Ok(report) => break Some(report),
+                        // Its node is down: compacted on a later pass.
+                        Err(e) if node_down(&e) => {
+                            skip_unreachable(&name, &e);
+                            break None;
+                        }
+                        Err(e) => return Err(Error::Storage(e.to_string())),
+                    },
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {
                         use std::sync::atomic::Ordering::Relaxed;
                         worker.progress(
@@ -555,6 +581,7 @@ impl Store {
                     }
                 }
             };
+            let Some(report) = report else { continue };
             out.items += report.segments_removed;
             out.bytes += report.bytes_reclaimed;
             metrics::counter!("cairn_compaction_bytes_rewritten_total").increment(report.bytes_rewritten);
@@ -683,6 +710,17 @@ impl Store {
 
 fn storage(e: cairn_shard_store::ShardStoreError) -> Error {
     Error::from(e)
+}
+
+/// Whether `e` says the disk's node could not be reached (rather than the disk failing).
+fn node_down(e: &cairn_shard_store::ShardStoreError) -> bool {
+    matches!(e, cairn_shard_store::ShardStoreError::Unavailable(_))
+}
+
+/// Counts and logs a disk skipped by a pass because its node could not be reached.
+fn skip_unreachable(disk: &str, e: &dyn std::fmt::Display) {
+    metrics::counter!("cairn_gc_disks_unreachable_total").increment(1);
+    tracing::warn!(disk = %disk, error = %e, "disk unreachable: skipped by space reclamation until it is back");
 }
 
 /// The disks of `slots` that can be reached now, with their names; the others are skipped

@@ -42,6 +42,7 @@ fn big_object(kv: &mut MemKv, key: &str) {
                 attrs: Default::default(),
                 checksum_algorithm: None,
                 owner: "alice".into(),
+                storage_class: None,
             },
         },
     );

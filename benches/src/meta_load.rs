@@ -47,6 +47,7 @@ fn object(i: u64) -> ObjectRecord {
         body: cairn_meta::Body::Inline(Vec::new()),
         parts: Vec::new(),
         owner: "meta-load".into(),
+        storage_class: None,
     }
 }
 

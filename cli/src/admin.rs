@@ -398,6 +398,13 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
                 s["ready"],
                 s["erasure"].as_str().unwrap_or("?")
             );
+            if let Some(classes) = s["storage_classes"].as_object() {
+                let list: Vec<String> = classes
+                    .iter()
+                    .map(|(name, scheme)| format!("{name} {}", scheme.as_str().unwrap_or("?")))
+                    .collect();
+                println!("storage classes: {}", list.join(", "));
+            }
             if let Some(st) = s["stats"].as_object() {
                 let n = |f: &str| st.get(f).and_then(|v| v.as_u64()).unwrap_or(0);
                 println!(

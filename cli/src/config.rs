@@ -165,6 +165,9 @@ pub struct ServerConfig {
     pub scrub_every_secs: u64,
     /// Most shard bytes per second repair writes; 0 for no limit.
     pub repair_max_bytes_per_sec: u64,
+    /// Storage classes besides `STANDARD` (the erasure scheme of the disks or `--erasure`), by
+    /// S3 name: `K+M` (Reed-Solomon) or `N replicas`. Default: `REDUCED_REDUNDANCY = "2 replicas"`.
+    pub storage_classes: std::collections::BTreeMap<String, String>,
 }
 
 /// Default for [`ServerConfig::multipart_expiry_secs`]: 7 days.
@@ -200,11 +203,51 @@ impl Default for ServerConfig {
             scrub_max_bytes_per_sec: 64 << 20,
             scrub_every_secs: 30 * 24 * 3600,
             repair_max_bytes_per_sec: 64 << 20,
+            storage_classes: [(cairn::REDUCED_REDUNDANCY.to_string(), "2 replicas".to_string())].into(),
         }
     }
 }
 
+/// A redundancy as configured: `K+M` (Reed-Solomon, such as `4+2`) or `N replicas` (RS 1+(N-1),
+/// whose parity shards are copies).
+pub fn parse_redundancy(s: &str) -> anyhow::Result<cairn::ErasureScheme> {
+    let t = s.trim();
+    if let Some(n) = t.strip_suffix("replicas").or_else(|| t.strip_suffix("replica")) {
+        let n: u8 = n
+            .trim()
+            .parse()
+            .with_context(|| format!("{s:?}: expected N replicas, such as 2 replicas"))?;
+        if n == 0 {
+            bail!("{s:?}: at least 1 replica");
+        }
+        return Ok(cairn::ErasureScheme::new(1, n - 1)?);
+    }
+    let (k, m) = t
+        .split_once('+')
+        .with_context(|| format!("{s:?}: expected DATA+PARITY (such as 4+2) or N replicas"))?;
+    let k: u8 = k.trim().parse().with_context(|| format!("erasure scheme {s:?}"))?;
+    let m: u8 = m.trim().parse().with_context(|| format!("erasure scheme {s:?}"))?;
+    Ok(cairn::ErasureScheme::new(k, m)?)
+}
+
 impl ServerConfig {
+    /// The configured storage classes besides `STANDARD`, checked: S3-like names (`A-Z`,
+    /// `0-9`, `_`), not `STANDARD` itself, and a valid redundancy each.
+    pub fn storage_classes(&self) -> anyhow::Result<std::collections::BTreeMap<String, cairn::ErasureScheme>> {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, redundancy) in &self.storage_classes {
+            if !cairn::class::valid_class_name(name) {
+                bail!("storage_classes: {name:?} is not a class name (1 to 64 of A-Z, 0-9 and _)");
+            }
+            if name == cairn::STANDARD {
+                bail!("storage_classes: STANDARD is the erasure scheme of the disks (or --erasure) and is not configured here");
+            }
+            let scheme = parse_redundancy(redundancy).with_context(|| format!("storage_classes.{name}"))?;
+            out.insert(name.clone(), scheme);
+        }
+        Ok(out)
+    }
+
     /// Layers defaults, file, environment and flags, and validates the result.
     pub fn load(args: &ServerArgs) -> anyhow::Result<Self> {
         let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
@@ -282,6 +325,7 @@ impl ServerConfig {
                 cfg.segment_bytes
             );
         }
+        cfg.storage_classes()?;
         if !(1024..=60 * 1024).contains(&cfg.max_header_bytes) {
             bail!(
                 "max_header_bytes: must be between 1024 and 61440, got {}",
@@ -312,5 +356,20 @@ mod tests {
         assert!(d("99999999999999999d").is_err());
         assert_eq!(HumanDuration(Duration::from_secs(7200)).to_string(), "2h");
         assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn redundancies_read_as_schemes() {
+        let r = |s: &str| super::parse_redundancy(s).map(|s| (s.data, s.parity)).ok();
+        assert_eq!(r("4+2"), Some((4, 2)));
+        assert_eq!(r(" 8 + 4 "), Some((8, 4)));
+        assert_eq!(r("2 replicas"), Some((1, 1)));
+        assert_eq!(r("3 replicas"), Some((1, 2)));
+        assert_eq!(r("1 replica"), Some((1, 0)));
+        assert_eq!(r("0 replicas"), None);
+        assert_eq!(r("0+2"), None);
+        assert_eq!(r("30+3"), None);
+        assert_eq!(r("two replicas"), None);
+        assert_eq!(r("4"), None);
     }
 }

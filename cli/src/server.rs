@@ -54,12 +54,10 @@ pub enum Shards {
 
 /// An erasure scheme written `K+M`.
 fn parse_scheme(s: &str) -> anyhow::Result<cairn::ErasureScheme> {
-    let (k, m) = s
-        .split_once('+')
-        .with_context(|| format!("erasure scheme {s:?}: expected DATA+PARITY, such as 4+2"))?;
-    let k: u8 = k.trim().parse().with_context(|| format!("erasure scheme {s:?}"))?;
-    let m: u8 = m.trim().parse().with_context(|| format!("erasure scheme {s:?}"))?;
-    Ok(cairn::ErasureScheme::new(k, m)?)
+    if !s.contains('+') {
+        anyhow::bail!("erasure scheme {s:?}: expected DATA+PARITY, such as 4+2");
+    }
+    crate::config::parse_redundancy(s)
 }
 
 /// How long a gateway waits for each metadata call before it fails as unavailable (503).
@@ -103,6 +101,7 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
                 .max(1),
         ),
         segment_bytes: cfg.segment_bytes,
+        storage_classes: cfg.storage_classes()?,
         ..StoreConfig::default()
     };
     let (store, _dir_lock) = match &metadata {

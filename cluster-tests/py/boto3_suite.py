@@ -247,6 +247,51 @@ def copy_object():
 
 
 @check
+def storage_classes():
+    """x-amz-storage-class is kept and shown as on AWS: on GET and HEAD unless STANDARD, in
+    listings always; an unknown class is InvalidStorageClass; a copy takes the class it asks
+    for (STANDARD without the header)."""
+    body = blob(300_000, 31)
+    s3.put_object(Bucket="b3-main", Key="cls/rrs", Body=body, StorageClass="REDUCED_REDUNDANCY")
+    h = s3.head_object(Bucket="b3-main", Key="cls/rrs")
+    assert h.get("StorageClass") == "REDUCED_REDUNDANCY", h
+    g = s3.get_object(Bucket="b3-main", Key="cls/rrs")
+    assert g["Body"].read() == body and g.get("StorageClass") == "REDUCED_REDUNDANCY"
+    s3.put_object(Bucket="b3-main", Key="cls/std", Body=body, StorageClass="STANDARD")
+    s3.put_object(Bucket="b3-main", Key="cls/tiny", Body=b"inline", StorageClass="REDUCED_REDUNDANCY")
+    assert "StorageClass" not in s3.head_object(Bucket="b3-main", Key="cls/std")
+    listed = {o["Key"]: o["StorageClass"] for o in s3.list_objects_v2(Bucket="b3-main", Prefix="cls/")["Contents"]}
+    assert listed == {"cls/rrs": "REDUCED_REDUNDANCY", "cls/std": "STANDARD", "cls/tiny": "REDUCED_REDUNDANCY"}, listed
+    v1 = {o["Key"]: o["StorageClass"] for o in s3.list_objects(Bucket="b3-main", Prefix="cls/")["Contents"]}
+    assert v1 == listed, v1
+    for bad in ("GLACIER", "bogus", "standard"):
+        assert error_code(s3.put_object, Bucket="b3-main", Key="cls/bad", Body=b"x", StorageClass=bad) == \
+            ("InvalidStorageClass", 400), bad
+        assert error_code(s3.create_multipart_upload, Bucket="b3-main", Key="cls/bad", StorageClass=bad) == \
+            ("InvalidStorageClass", 400), bad
+    assert error_code(s3.head_object, Bucket="b3-main", Key="cls/bad")[1] == 404
+    # Copies: no header is STANDARD; a class changes the copy's, even onto itself.
+    s3.copy_object(Bucket="b3-main", Key="cls/copy", CopySource="b3-main/cls/rrs")
+    h = s3.head_object(Bucket="b3-main", Key="cls/copy")
+    assert "StorageClass" not in h and s3.get_object(Bucket="b3-main", Key="cls/copy")["Body"].read() == body
+    s3.copy_object(Bucket="b3-main", Key="cls/std", CopySource="b3-main/cls/std", StorageClass="REDUCED_REDUNDANCY")
+    assert s3.head_object(Bucket="b3-main", Key="cls/std")["StorageClass"] == "REDUCED_REDUNDANCY"
+    assert s3.get_object(Bucket="b3-main", Key="cls/std")["Body"].read() == body
+    s3.copy_object(Bucket="b3-main", Key="cls/rrs2", CopySource="b3-main/cls/rrs", StorageClass="REDUCED_REDUNDANCY")
+    assert s3.head_object(Bucket="b3-main", Key="cls/rrs2")["StorageClass"] == "REDUCED_REDUNDANCY"
+    # Multipart: the upload's class is its parts' and its object's.
+    up = s3.create_multipart_upload(Bucket="b3-main", Key="cls/mp", StorageClass="REDUCED_REDUNDANCY")["UploadId"]
+    assert s3.list_parts(Bucket="b3-main", Key="cls/mp", UploadId=up)["StorageClass"] == "REDUCED_REDUNDANCY"
+    ups = [u for u in s3.list_multipart_uploads(Bucket="b3-main")["Uploads"] if u["UploadId"] == up]
+    assert ups and ups[0]["StorageClass"] == "REDUCED_REDUNDANCY", ups
+    e1 = s3.upload_part(Bucket="b3-main", Key="cls/mp", UploadId=up, PartNumber=1, Body=body)["ETag"]
+    s3.complete_multipart_upload(Bucket="b3-main", Key="cls/mp", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
+    assert s3.head_object(Bucket="b3-main", Key="cls/mp")["StorageClass"] == "REDUCED_REDUNDANCY"
+    assert s3.get_object(Bucket="b3-main", Key="cls/mp")["Body"].read() == body
+
+
+@check
 def multipart():
     part1, part2, part3 = blob(5 * 1024 * 1024, 7), blob(5 * 1024 * 1024, 8), blob(1000, 9)
     up = s3.create_multipart_upload(Bucket="b3-main", Key="mp", ContentType="video/x", Metadata={"m": "1"})["UploadId"]

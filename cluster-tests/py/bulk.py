@@ -4,6 +4,7 @@ put BUCKET PREFIX COUNT SEED: writes COUNT objects PREFIX0000.. to BUCKET (creat
     needed), their sizes drawn (seeded) from 1 KiB to 4 MiB, two of them 64 MiB (the first
     two when COUNT >= 100), their bytes from the seed; 8 threads. Prints the bytes written,
     then those of objects stored as chunks (above 16 KiB).
+put BUCKET PREFIX COUNT SEED CLASS: the same in storage class CLASS (checked on HEAD).
 check BUCKET PREFIX COUNT SEED: reads every object back and compares it with what `put` wrote
     (the same sizes and bytes from the same seed); exits non-zero naming the first mismatch.
 Clients retry (standard mode, 5 attempts): a gateway answering 503 while storage nodes come
@@ -53,6 +54,7 @@ def body(size, content_seed):
 
 def main():
     op, bucket, prefix, count, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    storage_class = sys.argv[6] if len(sys.argv) > 6 else None
     objects = plan(count, seed)
     local = __import__("threading").local()
 
@@ -69,7 +71,13 @@ def main():
 
         def put(o):
             i, size, cs = o
-            s3().put_object(Bucket=bucket, Key=f"{prefix}{i:04d}", Body=body(size, cs))
+            key = f"{prefix}{i:04d}"
+            if storage_class:
+                s3().put_object(Bucket=bucket, Key=key, Body=body(size, cs), StorageClass=storage_class)
+                shown = s3().head_object(Bucket=bucket, Key=key).get("StorageClass", "STANDARD")
+                assert shown == storage_class, f"{key}: stored as {shown}"
+            else:
+                s3().put_object(Bucket=bucket, Key=key, Body=body(size, cs))
             return size
 
         with ThreadPoolExecutor(8) as pool:

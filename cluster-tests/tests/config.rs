@@ -93,4 +93,21 @@ fn invalid_configuration_is_refused_by_name() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for (toml, says) in [
+        ("[storage_classes]\nCOLD = \"two copies\"\n", "storage_classes.COLD"),
+        ("[storage_classes]\ncold = \"4+2\"\n", "not a class name"),
+        (
+            "[storage_classes]\nSTANDARD = \"4+2\"\n",
+            "STANDARD is the erasure scheme",
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let out = Command::new(cairn_bin())
+            .args(["server", "--config", file.to_str().unwrap()])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{toml}: {err}");
+    }
 }

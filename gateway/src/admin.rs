@@ -162,6 +162,12 @@ impl Admin {
                     &serde_json::json!({
                         "ready": self.store.is_ready(),
                         "erasure": format!("{}+{}", scheme.data, scheme.parity),
+                        "storage_classes": self
+                            .store
+                            .storage_classes()
+                            .into_iter()
+                            .map(|(name, s)| (name, format!("{}+{}", s.data, s.parity)))
+                            .collect::<std::collections::BTreeMap<_, _>>(),
                         "warnings": self.store.placement_warnings().await,
                         "stats": stats,
                         "disks": disks,

@@ -30,6 +30,7 @@ async fn an_invalid_committed_command_never_stops_the_metadata() {
             attrs: ObjectAttrs::default(),
             checksum_algorithm: None,
             owner: "me".into(),
+            storage_class: None,
         };
         assert_eq!(
             node.propose(Command::CreateUpload { upload }).await.unwrap(),

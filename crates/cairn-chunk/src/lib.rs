@@ -17,9 +17,49 @@ pub use alloc::tune_allocator;
 pub use chunker::{Chunker, ChunkerParams};
 pub use codec::{Codec, CodecError};
 
-use cairn_types::ChunkId;
+use cairn_types::{ChunkId, ErasureScheme};
 
 /// The content address of `data`: its BLAKE3 hash.
 pub fn chunk_id(data: &[u8]) -> ChunkId {
     ChunkId(*blake3::hash(data).as_bytes())
+}
+
+/// The content address of `data` written with `scheme` where the store's own scheme is
+/// another: BLAKE3 in key-derivation mode with the scheme in its context, so that chunks of
+/// different schemes never share an id (nor shard keys), and deduplication stays within one
+/// scheme.
+pub fn scheme_chunk_id(data: &[u8], scheme: ErasureScheme) -> ChunkId {
+    let context = format!(
+        "cairn 2026-12 chunk id, erasure scheme {}+{}",
+        scheme.data, scheme.parity
+    );
+    let mut h = blake3::Hasher::new_derive_key(&context);
+    h.update(data);
+    ChunkId(*h.finalize().as_bytes())
+}
+
+/// Whether `id` is the content address of `data` stored with `scheme`: its plain BLAKE3 hash
+/// ([`chunk_id`]) or the one keyed by `scheme` ([`scheme_chunk_id`]). Either way the bytes are
+/// those that were written: finding other bytes with one of two BLAKE3 hashes is as hard as
+/// with one.
+pub fn is_chunk_id(data: &[u8], scheme: ErasureScheme, id: &ChunkId) -> bool {
+    chunk_id(data) == *id || scheme_chunk_id(data, scheme) == *id
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn scheme_ids_differ_by_scheme_and_verify() {
+        let data = b"some chunk";
+        let (a, b) = (ErasureScheme::new(1, 1).unwrap(), ErasureScheme::new(4, 2).unwrap());
+        let (ia, ib) = (scheme_chunk_id(data, a), scheme_chunk_id(data, b));
+        assert_ne!(ia, ib);
+        assert_ne!(ia, chunk_id(data));
+        assert!(is_chunk_id(data, a, &ia));
+        assert!(is_chunk_id(data, a, &chunk_id(data)));
+        assert!(!is_chunk_id(data, b, &ia), "an id keyed by another scheme is refused");
+        assert!(!is_chunk_id(b"other chunk", a, &ia));
+    }
 }

@@ -30,6 +30,7 @@ fn object(version: &str, chunks: &[ChunkRef]) -> ObjectRecord {
         body: Body::Chunks(chunks.to_vec()),
         parts: Vec::new(),
         owner: "owner".into(),
+        storage_class: Some("REDUCED_REDUNDANCY".into()),
     }
 }
 
@@ -142,6 +143,7 @@ async fn uploads(client: &dyn MetaClient) {
         attrs: Default::default(),
         checksum_algorithm: None,
         owner: "owner".into(),
+        storage_class: Some("REDUCED_REDUNDANCY".into()),
     };
     assert_eq!(client.upload("conf", "multi", "up1").await.unwrap(), InBucket::Absent);
     assert_eq!(client.upload("nope", "multi", "up1").await.unwrap(), InBucket::NoBucket);

@@ -314,6 +314,7 @@ fn complete_upload(
         body: Body::Chunks(chunks),
         parts: extents,
         owner: upload.owner.clone(),
+        storage_class: upload.storage_class.clone(),
     };
     // The object takes over the references of the parts it uses; the others are dropped.
     let used_numbers: HashSet<u32> = used.iter().map(|p| p.number).collect();

@@ -129,7 +129,10 @@ pub struct PartExtent {
 }
 
 /// The current version of an object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoded through [`ObjectRecordV1`] (see [`crate::codec`]): its fields are those of format 1
+/// in their order, then the storage class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ObjectRecord {
     /// Unique id of this version (changes on every overwrite).
     pub version_id: String,
@@ -150,6 +153,47 @@ pub struct ObjectRecord {
     pub parts: Vec<PartExtent>,
     /// Access key that wrote this version.
     pub owner: String,
+    /// Its S3 storage class, `None` for `STANDARD`: the redundancy its chunks were written
+    /// with (each chunk's record has the scheme itself).
+    pub storage_class: Option<String>,
+}
+
+/// The fields of an [`ObjectRecord`] in format 1.
+#[derive(Deserialize)]
+struct ObjectRecordV1 {
+    version_id: String,
+    size: u64,
+    etag: String,
+    last_modified: UnixMillis,
+    attrs: ObjectAttrs,
+    checksums: Checksums,
+    body: Body,
+    parts: Vec<PartExtent>,
+    owner: String,
+}
+
+impl<'de> Deserialize<'de> for ObjectRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Postcard lays a struct out as its fields in order: the record is the format-1 fields
+        // followed by the class.
+        let (v1, storage_class) = if crate::codec::legacy() {
+            (ObjectRecordV1::deserialize(d)?, None)
+        } else {
+            <(ObjectRecordV1, Option<String>)>::deserialize(d)?
+        };
+        Ok(Self {
+            version_id: v1.version_id,
+            size: v1.size,
+            etag: v1.etag,
+            last_modified: v1.last_modified,
+            attrs: v1.attrs,
+            checksums: v1.checksums,
+            body: v1.body,
+            parts: v1.parts,
+            owner: v1.owner,
+            storage_class,
+        })
+    }
 }
 
 impl ObjectRecord {
@@ -262,7 +306,9 @@ pub type MovedShards = Vec<(u8, String)>;
 pub type ShardExceptions = (ChunkId, u32, MovedShards);
 
 /// An in-progress multipart upload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoded through [`UploadRecordV1`] (see [`crate::codec`]), like [`ObjectRecord`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UploadRecord {
     /// The upload id.
     pub upload_id: String,
@@ -278,6 +324,40 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<String>,
     /// Access key that created the upload.
     pub owner: String,
+    /// The storage class of its parts and of the completed object (`None`: `STANDARD`).
+    pub storage_class: Option<String>,
+}
+
+/// The fields of an [`UploadRecord`] in format 1.
+#[derive(Deserialize)]
+struct UploadRecordV1 {
+    upload_id: String,
+    bucket: String,
+    key: String,
+    initiated: UnixMillis,
+    attrs: ObjectAttrs,
+    checksum_algorithm: Option<String>,
+    owner: String,
+}
+
+impl<'de> Deserialize<'de> for UploadRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (v1, storage_class) = if crate::codec::legacy() {
+            (UploadRecordV1::deserialize(d)?, None)
+        } else {
+            <(UploadRecordV1, Option<String>)>::deserialize(d)?
+        };
+        Ok(Self {
+            upload_id: v1.upload_id,
+            bucket: v1.bucket,
+            key: v1.key,
+            initiated: v1.initiated,
+            attrs: v1.attrs,
+            checksum_algorithm: v1.checksum_algorithm,
+            owner: v1.owner,
+            storage_class,
+        })
+    }
 }
 
 /// What a completed multipart upload became, so that a `CompleteMultipartUpload` retried after

@@ -19,6 +19,7 @@ pub(crate) fn to_s3(e: Error) -> S3Error {
         Error::EntityTooSmall(n) => s3_error!(EntityTooSmall, "part {n} is smaller than the minimum allowed size"),
         Error::KeyExists => s3_error!(InvalidRequest, "access key exists"),
         Error::NoSuchAccessKey => s3_error!(InvalidAccessKeyId),
+        Error::InvalidStorageClass(_) => s3_error!(InvalidStorageClass, "The storage class you specified is not valid"),
         Error::NoSuchStorageNode => s3_error!(InvalidRequest, "no such storage node"),
         Error::Body(m) => s3_error!(IncompleteBody, "{m}"),
         Error::TooLarge(_) => s3_error!(EntityTooLarge),

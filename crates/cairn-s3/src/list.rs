@@ -56,7 +56,7 @@ fn contents(page: &ListPage, e: &Encoder) -> Vec<Object> {
             size: Some(o.size as i64),
             e_tag: Some(etag(o)),
             last_modified: Some(timestamp(o.last_modified)),
-            storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            storage_class: Some(ObjectStorageClass::from(o.storage_class.clone())),
             ..Default::default()
         })
         .collect()

@@ -42,7 +42,14 @@ pub(crate) async fn create(
     let bucket = crate::auth::writable_bucket(s3, &who, &i.bucket).await?;
     let upload = s3
         .store
-        .create_upload(&bucket, &i.key, attrs, algorithm, &who)
+        .create_upload(
+            &bucket,
+            &i.key,
+            attrs,
+            algorithm,
+            &who,
+            util::storage_class(i.storage_class.as_ref()),
+        )
         .await
         .s3()?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -96,6 +103,7 @@ pub(crate) async fn upload_part(
     let staged = s3
         .store
         .stage_sized(
+            &upload.storage_class,
             body,
             cairn_types::limits::MAX_PART_SIZE,
             false,
@@ -145,7 +153,7 @@ pub(crate) async fn upload_part_copy(
     let who = caller(&req)?;
     let i = req.input;
     let number = part_number(i.part_number)?;
-    s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
+    let upload = s3.store.upload(&i.bucket, &i.key, &i.upload_id).await.s3()?;
     let (_, _, src) = read_copy_source(
         s3,
         &who,
@@ -166,7 +174,7 @@ pub(crate) async fn upload_part_copy(
     // deduplicated, so aligned copies store nothing new.
     let staged = s3
         .store
-        .stage_copy(&src, range, cairn_types::limits::MAX_PART_SIZE)
+        .stage_copy(&upload.storage_class, &src, range, cairn_types::limits::MAX_PART_SIZE)
         .await
         .s3()?;
     let part = s3
@@ -298,6 +306,7 @@ pub(crate) async fn list_parts(s3: &CairnS3, req: S3Request<ListPartsInput>) -> 
         next_part_number_marker: next,
         is_truncated: Some(truncated),
         checksum_algorithm: upload.checksum_algorithm.map(ChecksumAlgorithm::from),
+        storage_class: Some(StorageClass::from(upload.storage_class)),
         parts: Some(
             parts
                 .into_iter()
@@ -363,6 +372,7 @@ pub(crate) async fn list_uploads(
                     key: Some(u.key),
                     upload_id: Some(u.upload_id),
                     initiated: Some(timestamp(u.initiated)),
+                    storage_class: Some(StorageClass::from(u.storage_class)),
                     ..Default::default()
                 })
                 .collect(),

@@ -85,7 +85,8 @@ pub(crate) async fn put_object(s3: &CairnS3, req: S3Request<PutObjectInput>) -> 
         .then(|| util::declared_length(&req.headers))
         .flatten();
     let body = body_stream(input.body).inspect_ok(|b| check.update(b));
-    let staged = s3.store.stage_sized(body, MAX_PUT, true, declared).await.s3()?;
+    let class = util::storage_class(input.storage_class.as_ref());
+    let staged = s3.store.stage_sized(class, body, MAX_PUT, true, declared).await.s3()?;
     let checksums = check.finish(staged.md5(), staged.size(), req.trailing_headers.as_ref())?;
     let object = s3
         .store
@@ -247,6 +248,7 @@ pub(crate) async fn get_object(s3: &CairnS3, req: S3Request<GetObjectInput>) -> 
         cache_control: input.response_cache_control.or_else(|| a.cache_control.clone()),
         expires: input.response_expires.or_else(|| util::expires(a)),
         parts_count: (o.part_count() > 0 && input.part_number.is_some()).then_some(o.part_count() as i32),
+        storage_class: util::class_header(&o.storage_class),
         checksum_crc32: checksums.crc32,
         checksum_crc32c: checksums.crc32c,
         checksum_sha1: checksums.sha1,
@@ -292,6 +294,7 @@ pub(crate) async fn head_object(
         cache_control: a.cache_control.clone(),
         expires: util::expires(a),
         parts_count: (o.part_count() > 0 && input.part_number.is_some()).then_some(o.part_count() as i32),
+        storage_class: util::class_header(&o.storage_class),
         checksum_crc32: checksums.crc32,
         checksum_crc32c: checksums.crc32c,
         checksum_sha1: checksums.sha1,
@@ -440,13 +443,33 @@ pub(crate) async fn copy_object(
             },
         )
         .await?;
-        if !replace && src_bucket == input.bucket && src_key == input.key {
+        // Without the header the copy is STANDARD, as on AWS.
+        let class = util::storage_class(input.storage_class.as_ref());
+        if !replace && src_bucket == input.bucket && src_key == input.key && class == src.storage_class {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
         let bucket = crate::auth::writable_bucket(s3, &who, &input.bucket).await?;
+        if class != src.storage_class {
+            // Another class is another redundancy: the bytes are written again in it.
+            let staged = s3.store.stage_copy(class, &src, 0..src.size, MAX_PUT).await.s3()?;
+            let attrs = attrs.clone().unwrap_or_else(|| src.attrs.clone());
+            break s3
+                .store
+                .commit_object(
+                    &bucket,
+                    &input.key,
+                    staged,
+                    attrs,
+                    Checksums::default(),
+                    &who,
+                    PutConditions::default(),
+                )
+                .await
+                .s3()?;
+        }
         match s3
             .store
             .copy_object(&src_bucket, &src_key, &src, &bucket, &input.key, attrs.clone(), &who)

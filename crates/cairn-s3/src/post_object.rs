@@ -228,7 +228,8 @@ impl PostObject {
         // Authenticated: the file may flow.
         allowance.store(u64::MAX, Ordering::Release);
         let file = file.inspect_ok(|b| check.update(b));
-        let staged = self.s3.store.stage_sized(file, max, true, None).await.s3()?;
+        let class = fields.get("x-amz-storage-class").unwrap_or(cairn::STANDARD).to_string();
+        let staged = self.s3.store.stage_sized(&class, file, max, true, None).await.s3()?;
         if staged.size() < min {
             return Err(s3_error!(
                 EntityTooSmall,

@@ -160,3 +160,14 @@ pub(crate) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     let parse = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
     parse("x-amz-decoded-content-length").or_else(|| parse("content-length"))
 }
+
+/// The storage class a request asks for (`STANDARD` without the header); the store refuses
+/// classes it does not have.
+pub(crate) fn storage_class(class: Option<&s3s::dto::StorageClass>) -> &str {
+    class.map_or(cairn::STANDARD, |c| c.as_str())
+}
+
+/// The `x-amz-storage-class` a GET or HEAD answers: absent for `STANDARD`, as on AWS.
+pub(crate) fn class_header(class: &str) -> Option<s3s::dto::StorageClass> {
+    (class != cairn::STANDARD).then(|| s3s::dto::StorageClass::from(class.to_string()))
+}

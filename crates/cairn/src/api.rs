@@ -52,6 +52,8 @@ pub struct Object {
     pub checksums: Checksums,
     /// The access key that wrote this version.
     pub owner: String,
+    /// Its storage class (`STANDARD` unless written with another).
+    pub storage_class: String,
     /// Where the bytes are (private: the stored layout).
     pub(crate) body: Body,
     /// Part layout of a multipart object when held in the record.
@@ -92,6 +94,7 @@ impl From<ObjectRecord> for Object {
             attrs: r.attrs,
             checksums: r.checksums,
             owner: r.owner,
+            storage_class: r.storage_class.unwrap_or_else(|| crate::STANDARD.into()),
             body: r.body,
             parts: r.parts,
         }
@@ -136,6 +139,8 @@ pub struct Upload {
     pub checksum_algorithm: Option<String>,
     /// The access key that started it.
     pub owner: String,
+    /// The storage class of its parts and of the object it makes.
+    pub storage_class: String,
 }
 
 impl From<UploadRecord> for Upload {
@@ -148,6 +153,7 @@ impl From<UploadRecord> for Upload {
             attrs: r.attrs,
             checksum_algorithm: r.checksum_algorithm,
             owner: r.owner,
+            storage_class: r.storage_class.unwrap_or_else(|| crate::STANDARD.into()),
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// No such access key.
     #[error("no such access key")]
     NoSuchAccessKey,
+    /// The storage class asked for is not one the store has.
+    #[error("the storage class {0:?} is not valid")]
+    InvalidStorageClass(String),
     /// The cluster map holds no storage node of that id.
     #[error("no such storage node")]
     NoSuchStorageNode,

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_chunk::{chunk_id, Codec};
+use cairn_chunk::{is_chunk_id, Codec};
 use cairn_meta::{ChunkPlacement, ChunkRef, Command};
 use cairn_shard_store::{ShardKey, ShardStoreError};
 use cairn_types::ErasureScheme;
@@ -48,11 +48,7 @@ pub(crate) async fn fetch_chunk(
     scheme: ErasureScheme,
     placement: ChunkPlacement,
 ) -> Result<Bytes> {
-    let codec = if scheme == inner.codec.scheme() {
-        inner.codec.clone()
-    } else {
-        Arc::new(Codec::new(scheme))
-    };
+    let codec = inner.codec_for(scheme);
     let k = usize::from(scheme.data);
     let total = scheme.total();
     let len = c.len as usize;
@@ -249,10 +245,10 @@ pub(crate) fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlac
     });
 }
 
-/// The chunk decoded from `slots`, if it matches `id`.
+/// The chunk decoded from `slots`, if it matches `id` (see [`cairn_chunk::is_chunk_id`]).
 fn decode_checked(codec: &Codec, slots: Vec<Option<Bytes>>, len: usize, id: cairn_types::ChunkId) -> Option<Bytes> {
     let data = codec.decode(slots, len).ok()?;
-    (chunk_id(&data) == id).then_some(data)
+    is_chunk_id(&data, codec.scheme(), &id).then_some(data)
 }
 
 /// The subsets of `k` elements of `items`, in lexicographic order of positions.

@@ -54,11 +54,11 @@ pub trait Layout: Send + Sync + 'static {
     /// them), in a stable order.
     async fn disks(&self) -> Result<Vec<Slot>>;
 
-    /// What keeps the layout from giving chunks of `n` shards the spread they are meant to
-    /// have (fewer nodes or disks taking shards than `n`), for administrators.
-    async fn warnings(&self, _n: usize) -> Vec<String> {
-        Vec::new()
-    }
+    /// The failure domains taking shards at `epoch` (nodes of the cluster map that are not
+    /// drained, disks of a fixed list): a chunk of more shards than this puts two of them in
+    /// one domain, and a store writes new chunks with fewer
+    /// ([`crate::class::honoured`]).
+    async fn domains(&self, epoch: u64) -> Result<usize>;
 }
 
 /// A fixed list of disks, epoch 0 (see the module's documentation).
@@ -135,6 +135,10 @@ impl Layout for FixedLayout {
 
     async fn disks(&self) -> Result<Vec<Slot>> {
         Ok(self.slots.clone())
+    }
+
+    async fn domains(&self, _epoch: u64) -> Result<usize> {
+        Ok(self.slots.len())
     }
 }
 
@@ -408,37 +412,13 @@ impl Layout for RingLayout {
         Ok(self.slots(vec![addr]).await.remove(0))
     }
 
-    async fn warnings(&self, n: usize) -> Vec<String> {
-        let map = match self.epoch().await {
-            Ok(e) => match self.map_at(e).await {
-                Ok(m) => m,
-                Err(e) => return vec![format!("the cluster map cannot be read: {e}")],
-            },
-            Err(e) => return vec![format!("the cluster map cannot be read: {e}")],
-        };
-        let taking: Vec<&cairn_ring::Node> = map
+    async fn domains(&self, epoch: u64) -> Result<usize> {
+        let map = self.map_at(epoch).await?;
+        Ok(map
             .nodes()
             .iter()
             .filter(|node| node.disks.iter().any(|d| d.weight > 0))
-            .collect();
-        let disks: usize = taking
-            .iter()
-            .map(|node| node.disks.iter().filter(|d| d.weight > 0).count())
-            .sum();
-        let mut out = Vec::new();
-        if disks < n {
-            out.push(format!(
-                "cluster map epoch {}: {disks} disks take shards for stripes of {n}: shards of a chunk share disks",
-                map.epoch
-            ));
-        } else if taking.len() < n {
-            out.push(format!(
-                "cluster map epoch {}: {} nodes take shards for stripes of {n}: a node holds more than one shard of a chunk, and losing it loses them all",
-                map.epoch,
-                taking.len()
-            ));
-        }
-        out
+            .count())
     }
 
     async fn disks(&self) -> Result<Vec<Slot>> {

@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_chunk::Codec;
 use cairn_meta::{ChunkRef, Command};
 use cairn_meta_client::ChunkState;
 use cairn_shard_store::ShardKey;
@@ -157,8 +156,8 @@ impl Store {
             len: record.len,
         };
         let data = crate::fetch::fetch_chunk(&self.inner, c, record.scheme, placement.clone()).await?;
-        let scheme = record.scheme;
-        let shards = tokio::task::spawn_blocking(move || Codec::new(scheme).encode(&data))
+        let codec = self.inner.codec_for(record.scheme);
+        let shards = tokio::task::spawn_blocking(move || codec.encode(&data))
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
         let mut restored = 0u32;

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_chunk::Codec;
 use cairn_meta::ChunkRef;
 use cairn_meta_client::ChunkState;
 use cairn_shard_store::{ShardKey, ShardStoreError};
@@ -211,7 +210,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
     let placement = state.placement;
     let scheme = record.scheme;
     let (k, total) = (usize::from(scheme.data), scheme.total());
-    let codec = Codec::new(scheme);
+    let codec = inner.codec_for(scheme);
     let shard_len = codec.shard_len(record.len as usize);
     let slots = match crate::fetch::shard_slots(inner, &state.id, &placement, total).await {
         Ok(s) => s,
@@ -264,7 +263,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
         .collect();
     let checked = tokio::task::spawn_blocking(move || {
         let data = codec.decode(first, len).ok()?;
-        (cairn_chunk::chunk_id(&data) == id).then(|| {
+        cairn_chunk::is_chunk_id(&data, scheme, &id).then(|| {
             let right = codec.encode(&data);
             (0..total)
                 .filter(|&i| shards[i].as_ref().is_some_and(|s| *s != right[i]))

@@ -49,6 +49,11 @@ pub struct StoreConfig {
     /// Once enough shards of a chunk are durable, how much longer the write waits for the
     /// others before it records them missing (a stopped node costs at most this).
     pub straggler_wait: std::time::Duration,
+    /// Storage classes other than `STANDARD` (which is the store's own scheme), by S3 name:
+    /// the scheme their chunks are written with. Default: `REDUCED_REDUNDANCY` = 1+1 (two
+    /// replicas). An object asking for a class not listed is refused
+    /// ([`Error::InvalidStorageClass`]).
+    pub storage_classes: std::collections::BTreeMap<String, ErasureScheme>,
 }
 
 impl Default for StoreConfig {
@@ -65,6 +70,11 @@ impl Default for StoreConfig {
             hedge_after: std::time::Duration::from_millis(100),
             degraded_writes: true,
             straggler_wait: std::time::Duration::from_secs(2),
+            storage_classes: [(
+                crate::class::REDUCED_REDUNDANCY.to_string(),
+                ErasureScheme::new(1, 1).expect("1+1 is valid"),
+            )]
+            .into(),
         }
     }
 }
@@ -172,14 +182,44 @@ pub(crate) struct Inner {
     pub(crate) repair_queued: std::sync::atomic::AtomicU64,
     /// Scrub runs requested and done.
     pub(crate) scrub: crate::scrub::ScrubControl,
+    /// Codecs of the schemes met so far (the store's own, other classes', old chunks').
+    codecs: std::sync::Mutex<std::collections::HashMap<ErasureScheme, Arc<Codec>>>,
+    /// Shards per chunk byte of the most expensive scheme a class writes with (budgeting).
+    worst_expansion: (u64, u64),
 }
 
 impl Inner {
     /// Memory a chunk of `len` bytes takes while it is encoded or decoded: the chunk and its
     /// shards.
     pub(crate) fn chunk_cost(&self, len: u64) -> u64 {
-        let scheme = self.codec.scheme();
-        len + len.div_ceil(u64::from(scheme.data)) * scheme.total() as u64
+        let (data, total) = self.worst_expansion;
+        len + len.div_ceil(data) * total
+    }
+
+    /// The codec of `scheme`, made once.
+    pub(crate) fn codec_for(&self, scheme: ErasureScheme) -> Arc<Codec> {
+        if scheme == self.codec.scheme() {
+            return self.codec.clone();
+        }
+        let mut codecs = self.codecs.lock().unwrap_or_else(|p| p.into_inner());
+        codecs
+            .entry(scheme)
+            .or_insert_with(|| Arc::new(Codec::new(scheme)))
+            .clone()
+    }
+
+    /// The class an object asks for, as records keep it (`None`: `STANDARD`), and the scheme
+    /// it is configured with.
+    pub(crate) fn class(&self, name: &str) -> Result<(Option<String>, ErasureScheme)> {
+        if name == crate::class::STANDARD {
+            return Ok((None, self.codec.scheme()));
+        }
+        match self.config.storage_classes.get(name) {
+            Some(s) => Ok((Some(name.to_string()), *s)),
+            None => Err(Error::InvalidStorageClass(
+                name.chars().take(crate::class::MAX_CLASS_NAME).collect(),
+            )),
+        }
     }
 }
 
@@ -219,10 +259,17 @@ impl Store {
         scheme: ErasureScheme,
         config: StoreConfig,
     ) -> Self {
+        let worst_expansion = std::iter::once(scheme)
+            .chain(config.storage_classes.values().copied())
+            .map(|s| (u64::from(s.data), s.total() as u64))
+            .max_by(|a, b| (a.1 * b.0).cmp(&(b.1 * a.0)))
+            .expect("at least the store's own scheme");
         Self {
             inner: Arc::new(Inner {
                 meta,
                 layout,
+                codecs: Default::default(),
+                worst_expansion,
                 codec: Arc::new(Codec::new(scheme)),
                 budget: MemoryBudget::new(config.memory_budget, config.memory_budget_wait),
                 config,
@@ -282,10 +329,49 @@ impl Store {
             .map(|_| ())
     }
 
-    /// What keeps new chunks from the spread their scheme is meant to have (too few nodes or
-    /// disks in the cluster map): shown by `cairn admin status`.
+    /// The storage classes objects may ask for, `STANDARD` first, each with the scheme it is
+    /// configured with.
+    pub fn storage_classes(&self) -> Vec<(String, ErasureScheme)> {
+        std::iter::once((crate::class::STANDARD.to_string(), self.scheme()))
+            .chain(self.inner.config.storage_classes.iter().map(|(n, s)| (n.clone(), *s)))
+            .collect()
+    }
+
+    /// The storage classes new chunks cannot be written as configured (the layout has fewer
+    /// failure domains than they have shards: they are written with fewer, see
+    /// [`crate::class::honoured`]), or why the layout cannot be read: shown by
+    /// `cairn admin status`.
     pub async fn placement_warnings(&self) -> Vec<String> {
-        self.inner.layout.warnings(self.scheme().total()).await
+        let layout = &self.inner.layout;
+        let domains = match layout.epoch().await {
+            Ok(e) => layout.domains(e).await.map(|d| (e, d)),
+            Err(e) => Err(e),
+        };
+        let (epoch, domains) = match domains {
+            Ok(d) => d,
+            Err(e) => return vec![format!("the layout cannot be read: {e}")],
+        };
+        let at = if epoch == 0 {
+            format!("{domains} disks")
+        } else {
+            format!("cluster map epoch {epoch}: {domains} nodes take shards")
+        };
+        self.storage_classes()
+            .into_iter()
+            .filter_map(|(name, wanted)| {
+                let got = crate::class::honoured(wanted, domains);
+                (got != wanted).then(|| {
+                    format!(
+                        "storage class {name}: {}+{} needs {} failure domains ({at}): new chunks are written {}+{}",
+                        wanted.data,
+                        wanted.parity,
+                        wanted.total(),
+                        got.data,
+                        got.parity
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Whether the metadata accepts writes.
@@ -495,13 +581,14 @@ impl Store {
             body: staged.body,
             parts: Vec::new(),
             owner: owner.to_string(),
+            storage_class: staged.class,
         };
         let command = bucket.wrap(Command::PutObject {
             bucket: bucket.name.clone(),
             key: key.into(),
             object: Box::new(object),
             written: staged.written,
-            scheme: self.scheme(),
+            scheme: staged.scheme,
             if_none_match: conditions.if_none_match,
             if_match: conditions.if_match,
         });
@@ -514,7 +601,8 @@ impl Store {
     }
 
     /// Copies `source_bucket/source_key` to `bucket/key`, sharing its chunks and manifest
-    /// pages: no data is read or written. `source` is the version the caller read (and checked
+    /// pages: no data is read or written, and the copy keeps the source's storage class (to
+    /// copy into another class, stage the source's bytes with [`Store::stage_copy`]). `source` is the version the caller read (and checked
     /// copy conditions against); if it was replaced meanwhile nothing is copied and the answer is
     /// [`Error::SourceChanged`]. `attrs` replaces the source's attributes when given.
     #[allow(clippy::too_many_arguments)]
@@ -597,7 +685,8 @@ impl Store {
 
     // ---- multipart ----
 
-    /// Starts a multipart upload and returns its id.
+    /// Starts a multipart upload of storage class `storage_class` (stage its parts in it)
+    /// and returns its id. An unknown class is [`Error::InvalidStorageClass`].
     pub async fn create_upload(
         &self,
         bucket: &BucketGuard,
@@ -605,7 +694,9 @@ impl Store {
         attrs: ObjectAttrs,
         checksum_algorithm: Option<String>,
         owner: &str,
+        storage_class: &str,
     ) -> Result<Upload> {
+        let (storage_class, _) = self.inner.class(storage_class)?;
         let upload = UploadRecord {
             upload_id: uuid::Uuid::new_v4().simple().to_string(),
             bucket: bucket.name.clone(),
@@ -614,6 +705,7 @@ impl Store {
             attrs,
             checksum_algorithm,
             owner: owner.into(),
+            storage_class,
         };
         self.propose(bucket.wrap(Command::CreateUpload { upload: upload.clone() }))
             .await?;
@@ -653,7 +745,7 @@ impl Store {
             upload_id: upload_id.into(),
             part: part.clone(),
             written: staged.written,
-            scheme: self.scheme(),
+            scheme: staged.scheme,
         };
         self.propose_fenced(command, &staged.staging.staging).await?;
         Ok(part.into())

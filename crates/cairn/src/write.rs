@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_chunk::{chunk_id, Chunker};
+use cairn_chunk::{chunk_id, scheme_chunk_id, Chunker, Codec};
 use cairn_meta::{Body, ChunkRef, GcMark, WriteFence, WritePlacement};
 use cairn_meta_client::{ChunkState, MetaClient};
 use cairn_shard_store::ShardKey;
-use cairn_types::ChunkId;
+use cairn_types::{ChunkId, ErasureScheme};
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::sync::oneshot;
@@ -32,14 +32,37 @@ pub struct Staged {
     pub(crate) md5: [u8; 16],
     pub(crate) body: Body,
     pub(crate) written: Vec<ChunkId>,
+    /// The storage class it was staged in (`None`: `STANDARD`).
+    pub(crate) class: Option<String>,
+    /// The scheme its written chunks have.
+    pub(crate) scheme: ErasureScheme,
     /// Keeps the upload's chunks in the store's registry until it is committed or dropped.
     pub(crate) staging: Arc<Registered>,
+}
+
+/// Where an upload writes its chunks: the layout's epoch and the scheme its class gets there,
+/// fixed at its first write.
+struct Target {
+    epoch: u64,
+    codec: Arc<Codec>,
+    /// Whether chunk ids are keyed by the scheme (it is not the store's own).
+    keyed: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("epoch", &self.epoch)
+            .field("scheme", &self.codec.scheme())
+            .field("keyed", &self.keyed)
+            .finish()
+    }
 }
 
 /// What one upload has stored or referenced so far, while it is staged: the collector never
 /// deletes a chunk an upload in this process uses, and never purges a collection mark that
 /// an upload in this process might still rely on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Staging {
     /// Every chunk id of the upload (written or found stored).
     chunks: Mutex<HashSet<ChunkId>>,
@@ -49,8 +72,10 @@ pub(crate) struct Staging {
     seen_gone: Mutex<Vec<(ChunkId, u64)>>,
     /// The upload's chunk lookups, batched.
     lookups: Arc<LookupBatcher>,
-    /// The epoch of the layout the upload places its chunks by (read at its first write).
-    epoch: OnceLock<u64>,
+    /// The scheme the upload's class is configured with.
+    wanted: ErasureScheme,
+    /// Where it writes, read at its first write.
+    target: OnceLock<Target>,
     /// Chunks written with shards not at home: (chunk, missing — bit `i` for shard `i` —,
     /// moved with the disk holding each).
     exceptions: Mutex<Vec<cairn_meta::ShardExceptions>>,
@@ -61,6 +86,18 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Staging {
+    fn new(wanted: ErasureScheme) -> Self {
+        Self {
+            chunks: Default::default(),
+            passes_done: Default::default(),
+            seen_gone: Default::default(),
+            lookups: Default::default(),
+            wanted,
+            target: OnceLock::new(),
+            exceptions: Default::default(),
+        }
+    }
+
     /// Adds `id`; true if the upload had not met it before.
     fn note(&self, id: ChunkId) -> bool {
         locked(&self.chunks).insert(id)
@@ -99,20 +136,33 @@ impl Staging {
             .map_err(Error::from)
     }
 
-    /// The epoch the upload places its chunks by: read once, at its first write.
-    async fn epoch(&self, inner: &Inner) -> Result<u64> {
-        if let Some(e) = self.epoch.get() {
-            return Ok(*e);
+    /// The epoch the upload places its chunks by and the scheme it writes them with: read
+    /// once, at its first write.
+    async fn target(&self, inner: &Inner) -> Result<&Target> {
+        if let Some(t) = self.target.get() {
+            return Ok(t);
         }
-        let e = inner.layout.epoch().await?;
-        // Racing first writes keep the epoch stored first.
-        Ok(*self.epoch.get_or_init(|| e))
+        let epoch = inner.layout.epoch().await?;
+        let scheme = crate::class::honoured(self.wanted, inner.layout.domains(epoch).await?);
+        let target = Target {
+            epoch,
+            codec: inner.codec_for(scheme),
+            keyed: scheme != inner.codec.scheme(),
+        };
+        // Racing first writes keep the target stored first.
+        Ok(self.target.get_or_init(|| target))
+    }
+
+    /// The scheme of the chunks the upload wrote (the one its class asks for if it wrote
+    /// none).
+    fn scheme(&self) -> ErasureScheme {
+        self.target.get().map_or(self.wanted, |t| t.codec.scheme())
     }
 
     /// Where the commit says this upload's written chunks are.
     pub(crate) fn placement(&self) -> WritePlacement {
         WritePlacement {
-            epoch: self.epoch.get().copied().unwrap_or(0),
+            epoch: self.target.get().map_or(0, |t| t.epoch),
             exceptions: locked(&self.exceptions).clone(),
         }
     }
@@ -135,8 +185,8 @@ pub(crate) struct Registered {
 }
 
 impl Registered {
-    fn new(inner: &Arc<Inner>) -> Arc<Self> {
-        let staging = Arc::new(Staging::default());
+    fn new(inner: &Arc<Inner>, wanted: ErasureScheme) -> Arc<Self> {
+        let staging = Arc::new(Staging::new(wanted));
         let id = inner.next_staging.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         locked(&inner.stagings).insert(id, staging.clone());
         Arc::new(Self {
@@ -175,26 +225,33 @@ impl Staged {
     pub fn md5_hex(&self) -> String {
         hex::encode(self.md5)
     }
+
+    /// The storage class it was staged in.
+    pub fn storage_class(&self) -> &str {
+        self.class.as_deref().unwrap_or(crate::class::STANDARD)
+    }
 }
 
 type ChunkTask = JoinHandle<Result<(ChunkRef, bool)>>;
 
 impl Store {
-    /// Streams `body` into the store: chunks it, skips chunks already stored, erasure-codes and
-    /// writes the rest, with at most `write_concurrency` chunks in flight. Bodies up to
-    /// `inline_max` bytes are kept inline when `allow_inline`. Fails with
+    /// Streams `body` into the store in the `STANDARD` class: chunks it, skips chunks already
+    /// stored, erasure-codes and writes the rest, with at most `write_concurrency` chunks in
+    /// flight. Bodies up to `inline_max` bytes are kept inline when `allow_inline`. Fails with
     /// [`Error::TooLarge`] past `max_size` bytes and [`Error::Body`] if the stream fails.
     pub async fn stage<S, E>(&self, body: S, max_size: u64, allow_inline: bool) -> Result<Staged>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        self.stage_sized(body, max_size, allow_inline, None).await
+        self.stage_sized(crate::class::STANDARD, body, max_size, allow_inline, None)
+            .await
     }
 
-    /// [`Store::stage`] for a body whose length is declared (an HTTP Content-Length): a small
-    /// body reserves only what it needs from the memory budget. A body longer than declared
-    /// fails with [`Error::Body`].
+    /// [`Store::stage`] in storage class `class` (an unknown one is
+    /// [`Error::InvalidStorageClass`], before any byte is read), for a body whose length may
+    /// be declared (an HTTP Content-Length): a small body reserves only what it needs from the
+    /// memory budget. A body longer than declared fails with [`Error::Body`].
     ///
     /// Before reading the body, the upload reserves (waiting for room, see
     /// [`StoreConfig::memory_budget`](crate::StoreConfig)) its chunker buffer and one chunk in
@@ -202,6 +259,7 @@ impl Store {
     /// upload never waits for memory while holding some.
     pub async fn stage_sized<S, E>(
         &self,
+        class: &str,
         body: S,
         max_size: u64,
         allow_inline: bool,
@@ -211,23 +269,27 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let class = self.inner.class(class)?;
         let _base = self.inner.budget.reserve(self.upload_base(max_size, declared)).await?;
         let body = body.map(|r| r.map_err(|e| Error::Body(e.to_string())));
-        self.stage_reserved(body, max_size, allow_inline, declared).await
+        self.stage_reserved(class, body, max_size, allow_inline, declared).await
     }
 
-    /// Stages bytes `range` of `source` (a version the caller read) as new data, for
-    /// UploadPartCopy: chunks identical to the source's are deduplicated, so an aligned copy
-    /// writes nothing new. The copy's whole working set — the upload's and the read-ahead of
+    /// Stages bytes `range` of `source` (a version the caller read) as new data in storage
+    /// class `class`, for UploadPartCopy and copies into another class: chunks identical to
+    /// the source's (of the same class) are deduplicated, so an aligned copy writes nothing
+    /// new. The copy's whole working set — the upload's and the read-ahead of
     /// the source — is reserved in one acquisition, so copies cannot hold part of the budget
     /// while they wait for the rest.
     pub async fn stage_copy(
         &self,
+        class: &str,
         source: &crate::Object,
         range: std::ops::Range<u64>,
         max_size: u64,
     ) -> Result<Staged> {
         let inner = &self.inner;
+        let class = inner.class(class)?;
         let length = range.end.saturating_sub(range.start);
         let chunk = (inner.config.chunker.max_size as u64).min(length);
         let reading = (inner.config.read_ahead as u64 + 1) * inner.chunk_cost(chunk);
@@ -236,7 +298,7 @@ impl Store {
             .reserve(self.upload_base(max_size, Some(length)) + reading)
             .await?;
         let body = self.read_with(source, range, false);
-        self.stage_reserved(body, max_size, false, Some(length)).await
+        self.stage_reserved(class, body, max_size, false, Some(length)).await
     }
 
     /// What an upload reserves before reading its body: its chunker buffer and one chunk in
@@ -253,6 +315,7 @@ impl Store {
     /// copy's unreadable source as the read's own error.
     async fn stage_reserved<S>(
         &self,
+        (class, wanted): (Option<String>, ErasureScheme),
         body: S,
         max_size: u64,
         allow_inline: bool,
@@ -262,7 +325,7 @@ impl Store {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let inner = &self.inner;
-        let registered = Registered::new(inner);
+        let registered = Registered::new(inner, wanted);
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
         let mut size = 0u64;
@@ -293,6 +356,8 @@ impl Store {
                 md5: Md5::digest(&all).into(),
                 body: Body::Inline(all),
                 written: Vec::new(),
+                class,
+                scheme: wanted,
                 staging: registered,
             });
         }
@@ -305,6 +370,8 @@ impl Store {
             md5,
             body: Body::Chunks(refs),
             written,
+            class,
+            scheme: registered.staging.scheme(),
             staging: registered,
         })
     }
@@ -500,9 +567,18 @@ pub(crate) const COLLECTION_WAIT: Duration = Duration::from_secs(60);
 async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
     let data = chunk.clone();
-    let id = tokio::task::spawn_blocking(move || chunk_id(&data))
-        .await
-        .map_err(|e| Error::Storage(e.to_string()))?;
+    let target = staging.target(&inner).await?;
+    let (scheme, keyed, epoch) = (target.codec.scheme(), target.keyed, target.epoch);
+    let codec = target.codec.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        if keyed {
+            scheme_chunk_id(&data, scheme)
+        } else {
+            chunk_id(&data)
+        }
+    })
+    .await
+    .map_err(|e| Error::Storage(e.to_string()))?;
     // In the registry before the look: a pass that claims the chunk after this sees it in
     // use and gives it back. A chunk met earlier in this upload is referenced again.
     let mut found = if staging.note(id) {
@@ -525,7 +601,6 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
     }
     let shards = match found {
         Look::Write(_) => {
-            let codec = inner.codec.clone();
             let data = chunk.clone();
             Some(
                 tokio::task::spawn_blocking(move || codec.encode(&data))
@@ -543,9 +618,8 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
         metrics::counter!("cairn_chunks_deduplicated_total").increment(1);
         return Ok((r, false));
     };
-    let epoch = staging.epoch(&inner).await?;
     let slots = inner.layout.place(&id, epoch, shards.len()).await?;
-    let (missing, moved) = put_shards(&inner, id, epoch, slots, shards).await?;
+    let (missing, moved) = put_shards(&inner, id, (epoch, scheme), slots, shards).await?;
     if missing != 0 || !moved.is_empty() {
         locked(&staging.exceptions).push((id, missing, moved));
     }
@@ -563,13 +637,13 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
 async fn put_shards(
     inner: &Inner,
     id: ChunkId,
-    epoch: u64,
+    (epoch, scheme): (u64, ErasureScheme),
     slots: Vec<crate::layout::Slot>,
     shards: Vec<Bytes>,
 ) -> Result<(u32, cairn_meta::MovedShards)> {
     use futures::stream::FuturesUnordered;
     let total = shards.len();
-    let required = inner.config.min_shards(inner.codec.scheme());
+    let required = inner.config.min_shards(scheme);
     let put = |i: usize, slot: crate::layout::Slot, shard: Bytes| async move {
         let key = ShardKey {
             chunk: id,

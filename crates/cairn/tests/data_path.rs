@@ -96,7 +96,7 @@ async fn three_lost_shards_of_six_fail_loudly() {
         "reading with 3 of 6 shards lost must fail, not return garbage"
     );
     // Copying from it (UploadPartCopy) fails as the store's fault, not as a broken client body.
-    let copied = store.stage_copy(&o, 0..o.size, u64::MAX).await;
+    let copied = store.stage_copy(cairn::STANDARD, &o, 0..o.size, u64::MAX).await;
     assert!(matches!(copied, Err(cairn::Error::Storage(_))), "{copied:?}");
     store.shutdown().await;
 }
@@ -146,7 +146,14 @@ async fn a_bucket_recreated_during_an_upload_never_receives_it() {
         .await;
     assert!(matches!(commit, Err(cairn::Error::NoSuchBucket)), "{commit:?}");
     let upload = store
-        .create_upload(&guard, "alice-mp", ObjectAttrs::default(), None, "alice")
+        .create_upload(
+            &guard,
+            "alice-mp",
+            ObjectAttrs::default(),
+            None,
+            "alice",
+            cairn::STANDARD,
+        )
         .await;
     assert!(matches!(upload, Err(cairn::Error::NoSuchBucket)), "{upload:?}");
     let listed = store

@@ -108,7 +108,7 @@ async fn a_multipart_object_of_many_parts_finds_each_part() {
     let store = open_with_bucket(dir.path(), 1, config()).await;
     let guard = store.bucket_guard("bkt").await.unwrap();
     let up = store
-        .create_upload(&guard, "mp", ObjectAttrs::default(), None, "me")
+        .create_upload(&guard, "mp", ObjectAttrs::default(), None, "me", cairn::STANDARD)
         .await
         .unwrap();
     let mut whole = Vec::new();

@@ -73,7 +73,10 @@ async fn a_copy_never_waits_for_itself() {
     let src = put(&store, "src", &body).await;
 
     // More than a chunker buffer: the upload's share alone is the whole budget.
-    let copied = store.stage_copy(&src, 1000..5_500_000, u64::MAX).await.unwrap();
+    let copied = store
+        .stage_copy(cairn::STANDARD, &src, 1000..5_500_000, u64::MAX)
+        .await
+        .unwrap();
     assert_eq!(copied.size(), 5_499_000);
     assert_eq!(store.memory_reserved(), 0);
     let o = commit(&store, "dst", copied).await;
@@ -83,7 +86,9 @@ async fn a_copy_never_waits_for_itself() {
     assert_eq!(store.memory_reserved(), 0);
     // The same copy as a read fed to an upload holds the whole budget and waits for more.
     let read = store.read(&src, 1000..5_500_000);
-    let stalled = store.stage_sized(read, u64::MAX, false, Some(5_499_000)).await;
+    let stalled = store
+        .stage_sized(cairn::STANDARD, read, u64::MAX, false, Some(5_499_000))
+        .await;
     let e = stalled.expect_err("a read fed to an upload waits for the room the upload holds");
     assert!(e.to_string().contains("memory budget"), "{e}");
     store.shutdown().await;

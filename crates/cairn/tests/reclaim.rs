@@ -55,7 +55,7 @@ async fn unreferenced_data_goes_and_live_data_stays() {
     // A multipart upload aborted, and an upload staged then dropped (a client gone).
     let bucket = store.bucket_guard("bkt").await.unwrap();
     let up = store
-        .create_upload(&bucket, "aborted", ObjectAttrs::default(), None, "me")
+        .create_upload(&bucket, "aborted", ObjectAttrs::default(), None, "me", cairn::STANDARD)
         .await
         .unwrap();
     let part = store.stage(frames(&data(3 << 20, 19)), u64::MAX, false).await.unwrap();

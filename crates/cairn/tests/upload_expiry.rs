@@ -14,7 +14,7 @@ async fn uploads_older_than_the_age_are_aborted_and_younger_ones_kept() {
     let store = open_with_bucket(dir.path(), 1, StoreConfig::default()).await;
     let bucket = store.bucket_guard("bkt").await.unwrap();
     let old = store
-        .create_upload(&bucket, "old", ObjectAttrs::default(), None, "me")
+        .create_upload(&bucket, "old", ObjectAttrs::default(), None, "me", cairn::STANDARD)
         .await
         .unwrap();
     let staged = store.stage(frames(&data(1 << 20, 5)), u64::MAX, false).await.unwrap();
@@ -33,7 +33,7 @@ async fn uploads_older_than_the_age_are_aborted_and_younger_ones_kept() {
         tokio::task::yield_now().await;
     }
     let young = store
-        .create_upload(&bucket, "young", ObjectAttrs::default(), None, "me")
+        .create_upload(&bucket, "young", ObjectAttrs::default(), None, "me", cairn::STANDARD)
         .await
         .unwrap();
     assert!(young.initiated > old.initiated);

@@ -48,6 +48,7 @@ pub(super) fn obj(chunks: &[u8], etag: &str) -> ObjectRecord {
         ),
         parts: vec![],
         owner: "alice".into(),
+        storage_class: None,
     }
 }
 
@@ -190,6 +191,7 @@ pub(super) fn create_upload(kv: &mut MemKv, key: &str, upload_id: &str) {
         attrs: Default::default(),
         checksum_algorithm: None,
         owner: "alice".into(),
+        storage_class: Some("REDUCED_REDUNDANCY".into()),
     };
     run(kv, &Command::CreateUpload { upload }).unwrap();
 }
@@ -292,6 +294,11 @@ fn multipart_complete_checks_parts_and_moves_references() {
     );
     assert_eq!(o.size, 105);
     assert_eq!(o.parts.len(), 2);
+    assert_eq!(
+        o.storage_class.as_deref(),
+        Some("REDUCED_REDUNDANCY"),
+        "the upload's class"
+    );
     // Parts 1, 2 now belong to the object; part 3 was dropped.
     assert_eq!((refs(&kv, 1), refs(&kv, 2), refs(&kv, 3)), (1, 1, 0));
     assert!(query::upload(&kv, "b1", "big", "u1").unwrap().is_none());

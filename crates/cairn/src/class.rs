@@ -1,0 +1,84 @@
+//! Storage classes: the redundancy an object's chunks are written with.
+//!
+//! `STANDARD` is the store's own scheme; other classes are configured
+//! ([`StoreConfig::storage_classes`](crate::StoreConfig)), by default
+//! `REDUCED_REDUNDANCY` as two replicas (RS 1+1, whose parity shard is a copy). A class asks
+//! for one shard per failure domain (a node of the cluster map, a disk of a fixed list): with
+//! fewer domains than it has shards, new chunks are written with the strongest scheme the
+//! layout can honour ([`honoured`]) and `cairn admin status` says so.
+//!
+//! Deduplication never weakens an object's redundancy: chunks written with a scheme other
+//! than the store's own are named by a BLAKE3 hash keyed by their scheme
+//! ([`cairn_chunk::scheme_chunk_id`]), so identical content written by two classes is two
+//! chunks, each stored as its class asks, and two writers with different schemes never write
+//! shards under the same key.
+
+use cairn_types::ErasureScheme;
+
+/// The storage class of objects written without one.
+pub const STANDARD: &str = "STANDARD";
+
+/// The storage class of two replicas, configured by default.
+pub const REDUCED_REDUNDANCY: &str = "REDUCED_REDUNDANCY";
+
+/// Longest storage class name.
+pub const MAX_CLASS_NAME: usize = 64;
+
+/// The scheme a class asking for `wanted` is written with when the layout has `domains`
+/// failure domains taking shards: `wanted` itself if it fits; replicas (`1+m`) keep as many
+/// copies as there are domains; other schemes become the default scheme for that many
+/// domains (a third of them parity). With no domain at all, `wanted` (writes then fail).
+pub fn honoured(wanted: ErasureScheme, domains: usize) -> ErasureScheme {
+    if domains == 0 || wanted.total() <= domains {
+        return wanted;
+    }
+    let fallback = if wanted.data == 1 {
+        ErasureScheme::new(1, (domains - 1) as u8)
+    } else {
+        ErasureScheme::for_disks(domains)
+    };
+    fallback.unwrap_or(wanted)
+}
+
+/// Whether `name` may name a storage class: 1 to [`MAX_CLASS_NAME`] characters of `A-Z`,
+/// `0-9` and `_` (as S3's classes are written).
+pub fn valid_class_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CLASS_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(k: u8, m: u8) -> ErasureScheme {
+        ErasureScheme::new(k, m).unwrap()
+    }
+
+    #[test]
+    fn a_class_degrades_to_what_the_domains_can_hold() {
+        assert_eq!(honoured(s(4, 2), 6), s(4, 2));
+        assert_eq!(honoured(s(4, 2), 12), s(4, 2));
+        assert_eq!(honoured(s(4, 2), 5), s(4, 1));
+        assert_eq!(honoured(s(4, 2), 3), s(2, 1));
+        assert_eq!(honoured(s(4, 2), 1), s(1, 0));
+        assert_eq!(honoured(s(1, 1), 2), s(1, 1));
+        assert_eq!(honoured(s(1, 2), 2), s(1, 1), "replicas stay replicas");
+        assert_eq!(honoured(s(1, 1), 1), s(1, 0));
+        assert_eq!(honoured(s(4, 2), 0), s(4, 2));
+    }
+
+    #[test]
+    fn class_names_are_s3_like() {
+        assert!(valid_class_name("STANDARD"));
+        assert!(valid_class_name("REDUCED_REDUNDANCY"));
+        assert!(valid_class_name("GLACIER_IR"));
+        assert!(!valid_class_name(""));
+        assert!(!valid_class_name("standard"));
+        assert!(!valid_class_name("A B"));
+        assert!(!valid_class_name(&"A".repeat(65)));
+    }
+}

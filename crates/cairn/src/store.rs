@@ -184,16 +184,14 @@ pub(crate) struct Inner {
     pub(crate) scrub: crate::scrub::ScrubControl,
     /// Codecs of the schemes met so far (the store's own, other classes', old chunks').
     codecs: std::sync::Mutex<std::collections::HashMap<ErasureScheme, Arc<Codec>>>,
-    /// Shards per chunk byte of the most expensive scheme a class writes with (budgeting).
-    worst_expansion: (u64, u64),
 }
 
 impl Inner {
-    /// Memory a chunk of `len` bytes takes while it is encoded or decoded: the chunk and its
-    /// shards.
+    /// Memory a chunk of `len` bytes takes while it is decoded (what a read reserves per
+    /// chunk): the chunk and its shards in the store's own scheme. An upload reserves by the
+    /// scheme it writes with ([`chunk_cost_in`]).
     pub(crate) fn chunk_cost(&self, len: u64) -> u64 {
-        let (data, total) = self.worst_expansion;
-        len + len.div_ceil(data) * total
+        chunk_cost_in(len, self.codec.scheme())
     }
 
     /// The codec of `scheme`, made once.
@@ -221,6 +219,12 @@ impl Inner {
             )),
         }
     }
+}
+
+/// Memory a chunk of `len` bytes written with `scheme` takes while it is encoded: the chunk
+/// and its shards.
+pub(crate) fn chunk_cost_in(len: u64, scheme: ErasureScheme) -> u64 {
+    len + len.div_ceil(u64::from(scheme.data)) * scheme.total() as u64
 }
 
 /// An object store: metadata plus disks. Cheap to clone; all clones share one store.
@@ -259,17 +263,11 @@ impl Store {
         scheme: ErasureScheme,
         config: StoreConfig,
     ) -> Self {
-        let worst_expansion = std::iter::once(scheme)
-            .chain(config.storage_classes.values().copied())
-            .map(|s| (u64::from(s.data), s.total() as u64))
-            .max_by(|a, b| (a.1 * b.0).cmp(&(b.1 * a.0)))
-            .expect("at least the store's own scheme");
         Self {
             inner: Arc::new(Inner {
                 meta,
                 layout,
                 codecs: Default::default(),
-                worst_expansion,
                 codec: Arc::new(Codec::new(scheme)),
                 budget: MemoryBudget::new(config.memory_budget, config.memory_budget_wait),
                 config,

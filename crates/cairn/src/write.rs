@@ -41,12 +41,30 @@ pub struct Staged {
 }
 
 /// Where an upload writes its chunks: the layout's epoch and the scheme its class gets there,
-/// fixed at its first write.
-struct Target {
+/// fixed when it begins.
+pub(crate) struct Target {
     epoch: u64,
     codec: Arc<Codec>,
     /// Whether chunk ids are keyed by the scheme (it is not the store's own).
     keyed: bool,
+}
+
+impl Target {
+    /// The target of an upload asking for `wanted` now: the current epoch, and `wanted` as
+    /// the layout can honour it there.
+    async fn now(inner: &Inner, wanted: ErasureScheme) -> Result<Self> {
+        let epoch = inner.layout.epoch().await?;
+        let scheme = crate::class::honoured(wanted, inner.layout.domains(epoch).await?);
+        Ok(Self {
+            epoch,
+            codec: inner.codec_for(scheme),
+            keyed: scheme != inner.codec.scheme(),
+        })
+    }
+
+    fn scheme(&self) -> ErasureScheme {
+        self.codec.scheme()
+    }
 }
 
 impl std::fmt::Debug for Target {
@@ -72,10 +90,8 @@ pub(crate) struct Staging {
     seen_gone: Mutex<Vec<(ChunkId, u64)>>,
     /// The upload's chunk lookups, batched.
     lookups: Arc<LookupBatcher>,
-    /// The scheme the upload's class is configured with.
-    wanted: ErasureScheme,
-    /// Where it writes, read at its first write.
-    target: OnceLock<Target>,
+    /// Where it writes.
+    target: Target,
     /// Chunks written with shards not at home: (chunk, missing — bit `i` for shard `i` —,
     /// moved with the disk holding each).
     exceptions: Mutex<Vec<cairn_meta::ShardExceptions>>,
@@ -86,14 +102,13 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Staging {
-    fn new(wanted: ErasureScheme) -> Self {
+    fn new(target: Target) -> Self {
         Self {
             chunks: Default::default(),
             passes_done: Default::default(),
             seen_gone: Default::default(),
             lookups: Default::default(),
-            wanted,
-            target: OnceLock::new(),
+            target,
             exceptions: Default::default(),
         }
     }
@@ -136,33 +151,10 @@ impl Staging {
             .map_err(Error::from)
     }
 
-    /// The epoch the upload places its chunks by and the scheme it writes them with: read
-    /// once, at its first write.
-    async fn target(&self, inner: &Inner) -> Result<&Target> {
-        if let Some(t) = self.target.get() {
-            return Ok(t);
-        }
-        let epoch = inner.layout.epoch().await?;
-        let scheme = crate::class::honoured(self.wanted, inner.layout.domains(epoch).await?);
-        let target = Target {
-            epoch,
-            codec: inner.codec_for(scheme),
-            keyed: scheme != inner.codec.scheme(),
-        };
-        // Racing first writes keep the target stored first.
-        Ok(self.target.get_or_init(|| target))
-    }
-
-    /// The scheme of the chunks the upload wrote (the one its class asks for if it wrote
-    /// none).
-    fn scheme(&self) -> ErasureScheme {
-        self.target.get().map_or(self.wanted, |t| t.codec.scheme())
-    }
-
     /// Where the commit says this upload's written chunks are.
     pub(crate) fn placement(&self) -> WritePlacement {
         WritePlacement {
-            epoch: self.target.get().map_or(0, |t| t.epoch),
+            epoch: self.target.epoch,
             exceptions: locked(&self.exceptions).clone(),
         }
     }
@@ -185,8 +177,8 @@ pub(crate) struct Registered {
 }
 
 impl Registered {
-    fn new(inner: &Arc<Inner>, wanted: ErasureScheme) -> Arc<Self> {
-        let staging = Arc::new(Staging::new(wanted));
+    fn new(inner: &Arc<Inner>, target: Target) -> Arc<Self> {
+        let staging = Arc::new(Staging::new(target));
         let id = inner.next_staging.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         locked(&inner.stagings).insert(id, staging.clone());
         Arc::new(Self {
@@ -269,10 +261,13 @@ impl Store {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let class = self.inner.class(class)?;
-        let _base = self.inner.budget.reserve(self.upload_base(max_size, declared)).await?;
+        let (class, wanted) = self.inner.class(class)?;
+        let target = Target::now(&self.inner, wanted).await?;
+        let base = self.upload_base(max_size, declared, target.scheme());
+        let _base = self.inner.budget.reserve(base).await?;
         let body = body.map(|r| r.map_err(|e| Error::Body(e.to_string())));
-        self.stage_reserved(class, body, max_size, allow_inline, declared).await
+        self.stage_reserved((class, target), body, max_size, allow_inline, declared)
+            .await
     }
 
     /// Stages bytes `range` of `source` (a version the caller read) as new data in storage
@@ -289,25 +284,27 @@ impl Store {
         max_size: u64,
     ) -> Result<Staged> {
         let inner = &self.inner;
-        let class = inner.class(class)?;
+        let (class, wanted) = inner.class(class)?;
+        let target = Target::now(inner, wanted).await?;
         let length = range.end.saturating_sub(range.start);
         let chunk = (inner.config.chunker.max_size as u64).min(length);
         let reading = (inner.config.read_ahead as u64 + 1) * inner.chunk_cost(chunk);
         let _all = inner
             .budget
-            .reserve(self.upload_base(max_size, Some(length)) + reading)
+            .reserve(self.upload_base(max_size, Some(length), target.scheme()) + reading)
             .await?;
         let body = self.read_with(source, range, false);
-        self.stage_reserved(class, body, max_size, false, Some(length)).await
+        self.stage_reserved((class, target), body, max_size, false, Some(length))
+            .await
     }
 
-    /// What an upload reserves before reading its body: its chunker buffer and one chunk in
-    /// flight.
-    fn upload_base(&self, max_size: u64, declared: Option<u64>) -> u64 {
+    /// What an upload writing with `scheme` reserves before reading its body: its chunker
+    /// buffer and one chunk in flight.
+    fn upload_base(&self, max_size: u64, declared: Option<u64>, scheme: ErasureScheme) -> u64 {
         let inner = &self.inner;
         let limit = declared.map_or(max_size, |d| d.min(max_size));
         let buffer = limit.min(inner.config.chunker.max_size as u64);
-        buffer + inner.chunk_cost(buffer)
+        buffer + crate::store::chunk_cost_in(buffer, scheme)
     }
 
     /// The body of [`Store::stage_sized`], once the caller holds the upload's base reservation.
@@ -315,7 +312,7 @@ impl Store {
     /// copy's unreadable source as the read's own error.
     async fn stage_reserved<S>(
         &self,
-        (class, wanted): (Option<String>, ErasureScheme),
+        (class, target): (Option<String>, Target),
         body: S,
         max_size: u64,
         allow_inline: bool,
@@ -325,7 +322,8 @@ impl Store {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let inner = &self.inner;
-        let registered = Registered::new(inner, wanted);
+        let scheme = target.scheme();
+        let registered = Registered::new(inner, target);
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
         let mut size = 0u64;
@@ -357,7 +355,7 @@ impl Store {
                 body: Body::Inline(all),
                 written: Vec::new(),
                 class,
-                scheme: wanted,
+                scheme,
                 staging: registered,
             });
         }
@@ -371,7 +369,7 @@ impl Store {
             body: Body::Chunks(refs),
             written,
             class,
-            scheme: registered.staging.scheme(),
+            scheme,
             staging: registered,
         })
     }
@@ -462,7 +460,8 @@ impl InFlight {
                 return Ok(());
             }
             if self.tasks.len() < inner.config.write_concurrency {
-                if let Some(r) = inner.budget.try_reserve(inner.chunk_cost(chunk.len() as u64)) {
+                let cost = crate::store::chunk_cost_in(chunk.len() as u64, self.staging.target.scheme());
+                if let Some(r) = inner.budget.try_reserve(cost) {
                     self.spawn(inner, chunk, Some(r));
                     return Ok(());
                 }
@@ -567,8 +566,8 @@ pub(crate) const COLLECTION_WAIT: Duration = Duration::from_secs(60);
 async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> Result<(ChunkRef, bool)> {
     let len = chunk.len() as u32;
     let data = chunk.clone();
-    let target = staging.target(&inner).await?;
-    let (scheme, keyed, epoch) = (target.codec.scheme(), target.keyed, target.epoch);
+    let target = &staging.target;
+    let (scheme, keyed, epoch) = (target.scheme(), target.keyed, target.epoch);
     let codec = target.codec.clone();
     let id = tokio::task::spawn_blocking(move || {
         if keyed {

@@ -41,9 +41,17 @@ pub fn scheme_chunk_id(data: &[u8], scheme: ErasureScheme) -> ChunkId {
 /// Whether `id` is the content address of `data` stored with `scheme`: its plain BLAKE3 hash
 /// ([`chunk_id`]) or the one keyed by `scheme` ([`scheme_chunk_id`]). Either way the bytes are
 /// those that were written: finding other bytes with one of two BLAKE3 hashes is as hard as
-/// with one.
-pub fn is_chunk_id(data: &[u8], scheme: ErasureScheme, id: &ChunkId) -> bool {
-    chunk_id(data) == *id || scheme_chunk_id(data, scheme) == *id
+/// with one. `keyed_first`: try the keyed form first (the scheme is not the store's own, so
+/// the id most likely is), hashing once instead of twice.
+pub fn is_chunk_id(data: &[u8], scheme: ErasureScheme, id: &ChunkId, keyed_first: bool) -> bool {
+    let keyed = || scheme_chunk_id(data, scheme) == *id;
+    let plain = || chunk_id(data) == *id;
+    let order: [&dyn Fn() -> bool; 2] = if keyed_first {
+        [&keyed, &plain]
+    } else {
+        [&plain, &keyed]
+    };
+    order.iter().any(|matches| matches())
 }
 
 #[cfg(test)]
@@ -57,9 +65,14 @@ mod id_tests {
         let (ia, ib) = (scheme_chunk_id(data, a), scheme_chunk_id(data, b));
         assert_ne!(ia, ib);
         assert_ne!(ia, chunk_id(data));
-        assert!(is_chunk_id(data, a, &ia));
-        assert!(is_chunk_id(data, a, &chunk_id(data)));
-        assert!(!is_chunk_id(data, b, &ia), "an id keyed by another scheme is refused");
-        assert!(!is_chunk_id(b"other chunk", a, &ia));
+        for first in [false, true] {
+            assert!(is_chunk_id(data, a, &ia, first));
+            assert!(is_chunk_id(data, a, &chunk_id(data), first));
+            assert!(
+                !is_chunk_id(data, b, &ia, first),
+                "an id keyed by another scheme is refused"
+            );
+            assert!(!is_chunk_id(b"other chunk", a, &ia, first));
+        }
     }
 }

@@ -49,6 +49,7 @@ pub(crate) async fn fetch_chunk(
     placement: ChunkPlacement,
 ) -> Result<Bytes> {
     let codec = inner.codec_for(scheme);
+    let keyed = scheme != inner.codec.scheme();
     let k = usize::from(scheme.data);
     let total = scheme.total();
     let len = c.len as usize;
@@ -139,7 +140,7 @@ pub(crate) async fn fetch_chunk(
     let first = slots.clone();
     let decoded = {
         let codec = codec.clone();
-        tokio::task::spawn_blocking(move || decode_checked(&codec, first, len, c.id))
+        tokio::task::spawn_blocking(move || decode_checked(&codec, first, len, c.id, keyed))
             .await
             .map_err(|e| Error::Storage(e.to_string()))?
     };
@@ -177,7 +178,7 @@ pub(crate) async fn fetch_chunk(
             let trial = (0..total)
                 .map(|i| subset.contains(&i).then(|| slots[i].clone()).flatten())
                 .collect();
-            if let Some(data) = decode_checked(&codec, trial, len, id) {
+            if let Some(data) = decode_checked(&codec, trial, len, id, keyed) {
                 // The shards that disagree with the right chunk are the bad ones.
                 let right = codec.encode(&data);
                 let mut bad = 0u32;
@@ -245,10 +246,17 @@ pub(crate) fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlac
     });
 }
 
-/// The chunk decoded from `slots`, if it matches `id` (see [`cairn_chunk::is_chunk_id`]).
-fn decode_checked(codec: &Codec, slots: Vec<Option<Bytes>>, len: usize, id: cairn_types::ChunkId) -> Option<Bytes> {
+/// The chunk decoded from `slots`, if it matches `id` (see [`cairn_chunk::is_chunk_id`];
+/// `keyed`: the scheme is not the store's own, so the id is most likely keyed by it).
+fn decode_checked(
+    codec: &Codec,
+    slots: Vec<Option<Bytes>>,
+    len: usize,
+    id: cairn_types::ChunkId,
+    keyed: bool,
+) -> Option<Bytes> {
     let data = codec.decode(slots, len).ok()?;
-    is_chunk_id(&data, codec.scheme(), &id).then_some(data)
+    is_chunk_id(&data, codec.scheme(), &id, keyed).then_some(data)
 }
 
 /// The subsets of `k` elements of `items`, in lexicographic order of positions.

@@ -211,6 +211,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
     let scheme = record.scheme;
     let (k, total) = (usize::from(scheme.data), scheme.total());
     let codec = inner.codec_for(scheme);
+    let keyed = scheme != inner.codec.scheme();
     let shard_len = codec.shard_len(record.len as usize);
     let slots = match crate::fetch::shard_slots(inner, &state.id, &placement, total).await {
         Ok(s) => s,
@@ -263,7 +264,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
         .collect();
     let checked = tokio::task::spawn_blocking(move || {
         let data = codec.decode(first, len).ok()?;
-        cairn_chunk::is_chunk_id(&data, scheme, &id).then(|| {
+        cairn_chunk::is_chunk_id(&data, scheme, &id, keyed).then(|| {
             let right = codec.encode(&data);
             (0..total)
                 .filter(|&i| shards[i].as_ref().is_some_and(|s| *s != right[i]))

@@ -28,6 +28,7 @@ mod fetch;
 mod key_cache;
 mod layout;
 mod lookup;
+mod multipart;
 mod read;
 mod reclaim;
 mod repair;

@@ -49,7 +49,7 @@ pub(crate) async fn fetch_chunk(
     placement: ChunkPlacement,
 ) -> Result<Bytes> {
     let codec = inner.codec_for(scheme);
-    let keyed = scheme != inner.codec.scheme();
+    let keyed = inner.keyed(scheme);
     let k = usize::from(scheme.data);
     let total = scheme.total();
     let len = c.len as usize;

@@ -56,6 +56,7 @@ impl Store {
         staged: Staged,
         checksums: Checksums,
     ) -> Result<Part> {
+        let scheme = staged.scheme();
         let part = PartRecord {
             number,
             size: staged.size,
@@ -70,7 +71,7 @@ impl Store {
             upload_id: upload_id.into(),
             part: part.clone(),
             written: staged.written,
-            scheme: staged.scheme,
+            scheme,
         };
         self.propose_fenced(command, &staged.staging.staging).await?;
         Ok(part.into())

@@ -211,7 +211,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
     let scheme = record.scheme;
     let (k, total) = (usize::from(scheme.data), scheme.total());
     let codec = inner.codec_for(scheme);
-    let keyed = scheme != inner.codec.scheme();
+    let keyed = inner.keyed(scheme);
     let shard_len = codec.shard_len(record.len as usize);
     let slots = match crate::fetch::shard_slots(inner, &state.id, &placement, total).await {
         Ok(s) => s,

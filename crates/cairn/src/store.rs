@@ -192,6 +192,12 @@ impl Inner {
         chunk_cost_in(len, self.codec.scheme())
     }
 
+    /// Whether chunks written with `scheme` are named by ids keyed by it (it is not the
+    /// store's own: see [`crate::class`]).
+    pub(crate) fn keyed(&self, scheme: ErasureScheme) -> bool {
+        scheme != self.codec.scheme()
+    }
+
     /// The codec of `scheme`, made once.
     pub(crate) fn codec_for(&self, scheme: ErasureScheme) -> Arc<Codec> {
         if scheme == self.codec.scheme() {
@@ -567,6 +573,7 @@ impl Store {
         owner: &str,
         conditions: PutConditions,
     ) -> Result<Object> {
+        let scheme = staged.scheme();
         let object = ObjectRecord {
             version_id: uuid::Uuid::now_v7().simple().to_string(),
             size: staged.size,
@@ -584,7 +591,7 @@ impl Store {
             key: key.into(),
             object: Box::new(object),
             written: staged.written,
-            scheme: staged.scheme,
+            scheme,
             if_none_match: conditions.if_none_match,
             if_match: conditions.if_match,
         });

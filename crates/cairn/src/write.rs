@@ -34,8 +34,6 @@ pub struct Staged {
     pub(crate) written: Vec<ChunkId>,
     /// The storage class it was staged in (`None`: `STANDARD`).
     pub(crate) class: Option<String>,
-    /// The scheme its written chunks have.
-    pub(crate) scheme: ErasureScheme,
     /// Keeps the upload's chunks in the store's registry until it is committed or dropped.
     pub(crate) staging: Arc<Registered>,
 }
@@ -58,7 +56,7 @@ impl Target {
         Ok(Self {
             epoch,
             codec: inner.codec_for(scheme),
-            keyed: scheme != inner.codec.scheme(),
+            keyed: inner.keyed(scheme),
         })
     }
 
@@ -218,6 +216,11 @@ impl Staged {
         hex::encode(self.md5)
     }
 
+    /// The scheme its written chunks have (the one its upload began with).
+    pub(crate) fn scheme(&self) -> ErasureScheme {
+        self.staging.staging.target.scheme()
+    }
+
     /// The storage class it was staged in.
     pub fn storage_class(&self) -> &str {
         self.class.as_deref().unwrap_or(crate::class::STANDARD)
@@ -322,7 +325,6 @@ impl Store {
         S: Stream<Item = Result<Bytes>> + Send,
     {
         let inner = &self.inner;
-        let scheme = target.scheme();
         let registered = Registered::new(inner, target);
         let mut body = std::pin::pin!(body);
         let mut chunker = Chunker::new(inner.config.chunker);
@@ -355,7 +357,6 @@ impl Store {
                 body: Body::Inline(all),
                 written: Vec::new(),
                 class,
-                scheme,
                 staging: registered,
             });
         }
@@ -369,7 +370,6 @@ impl Store {
             body: Body::Chunks(refs),
             written,
             class,
-            scheme,
             staging: registered,
         })
     }

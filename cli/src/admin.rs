@@ -401,7 +401,17 @@ pub async fn run(cmd: AdminCommand, admin: AdminArgs) -> anyhow::Result<()> {
             if let Some(classes) = s["storage_classes"].as_object() {
                 let list: Vec<String> = classes
                     .iter()
-                    .map(|(name, scheme)| format!("{name} {}", scheme.as_str().unwrap_or("?")))
+                    .map(|(name, scheme)| {
+                        let pool = s["storage_class_pools"][name]
+                            .as_str()
+                            .unwrap_or(cairn_meta::DEFAULT_POOL);
+                        let scheme = scheme.as_str().unwrap_or("?");
+                        if pool == cairn_meta::DEFAULT_POOL {
+                            format!("{name} {scheme}")
+                        } else {
+                            format!("{name} {scheme} (pool {pool})")
+                        }
+                    })
                     .collect();
                 println!("storage classes: {}", list.join(", "));
             }
@@ -502,18 +512,19 @@ fn print_storage(nodes: &[serde_json::Value], map: &serde_json::Value) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     println!(
-        "{:<36} {:<21} {:<10} {:>5} {:>10} {:>10} {:>8} {:>9}",
-        "NODE", "ADDRESS", "ZONE", "DISKS", "FREE", "TOTAL", "SHARDS", "HEARTBEAT"
+        "{:<36} {:<21} {:<10} {:<10} {:>5} {:>10} {:>10} {:>8} {:>9}",
+        "NODE", "ADDRESS", "ZONE", "POOL", "DISKS", "FREE", "TOTAL", "SHARDS", "HEARTBEAT"
     );
     for n in nodes {
         let disks = n["disks"].as_array().map(Vec::as_slice).unwrap_or_default();
         let sum = |field: &str| disks.iter().filter_map(|d| d[field].as_u64()).sum::<u64>();
         let age = now - n["heartbeat"].as_i64().unwrap_or(0);
         println!(
-            "{:<36} {:<21} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}s{}",
+            "{:<36} {:<21} {:<10} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}s{}",
             n["id"].as_str().unwrap_or("?"),
             n["addr"].as_str().unwrap_or("?"),
             n["zone"].as_str().unwrap_or("?"),
+            n["pool"].as_str().unwrap_or(cairn_meta::DEFAULT_POOL),
             disks.len(),
             human_bytes(sum("capacity_free")),
             human_bytes(sum("capacity_total")),

@@ -165,9 +165,28 @@ pub struct ServerConfig {
     pub scrub_every_secs: u64,
     /// Most shard bytes per second repair writes; 0 for no limit.
     pub repair_max_bytes_per_sec: u64,
-    /// Storage classes besides `STANDARD` (the erasure scheme of the disks or `--erasure`), by
-    /// S3 name: `K+M` (Reed-Solomon) or `N replicas`. Default: `REDUCED_REDUNDANCY = "2 replicas"`.
-    pub storage_classes: std::collections::BTreeMap<String, String>,
+    /// Storage classes besides `STANDARD` (the erasure scheme of the disks or `--erasure`, in
+    /// the default pool), by S3 name: `K+M` (Reed-Solomon) or `N replicas`, or a table with
+    /// that `redundancy` and the `pool` of storage nodes its chunks go to. Default:
+    /// `REDUCED_REDUNDANCY = "2 replicas"`.
+    pub storage_classes: std::collections::BTreeMap<String, ClassSpec>,
+}
+
+/// One configured storage class: `COLD = "8+3"`, or
+/// `COLD = { redundancy = "8+3", pool = "archive" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassSpec {
+    /// The redundancy alone, in the default pool.
+    Redundancy(String),
+    /// The redundancy and the pool.
+    Placed {
+        /// `K+M` or `N replicas`.
+        redundancy: String,
+        /// The storage pool (`default` when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+    },
 }
 
 /// Default for [`ServerConfig::multipart_expiry_secs`]: 7 days.
@@ -203,7 +222,11 @@ impl Default for ServerConfig {
             scrub_max_bytes_per_sec: 64 << 20,
             scrub_every_secs: 30 * 24 * 3600,
             repair_max_bytes_per_sec: 64 << 20,
-            storage_classes: [(cairn::REDUCED_REDUNDANCY.to_string(), "2 replicas".to_string())].into(),
+            storage_classes: [(
+                cairn::REDUCED_REDUNDANCY.to_string(),
+                ClassSpec::Redundancy("2 replicas".to_string()),
+            )]
+            .into(),
         }
     }
 }
@@ -232,18 +255,26 @@ pub fn parse_redundancy(s: &str) -> anyhow::Result<cairn::ErasureScheme> {
 
 impl ServerConfig {
     /// The configured storage classes besides `STANDARD`, checked: S3-like names (`A-Z`,
-    /// `0-9`, `_`), not `STANDARD` itself, and a valid redundancy each.
-    pub fn storage_classes(&self) -> anyhow::Result<std::collections::BTreeMap<String, cairn::ErasureScheme>> {
+    /// `0-9`, `_`), not `STANDARD` itself, a valid redundancy and pool name each.
+    pub fn storage_classes(&self) -> anyhow::Result<std::collections::BTreeMap<String, cairn::StorageClass>> {
         let mut out = std::collections::BTreeMap::new();
-        for (name, redundancy) in &self.storage_classes {
+        for (name, spec) in &self.storage_classes {
             if !cairn::class::valid_class_name(name) {
                 bail!("storage_classes: {name:?} is not a class name (1 to 64 of A-Z, 0-9 and _)");
             }
             if name == cairn::STANDARD {
                 bail!("storage_classes: STANDARD is the erasure scheme of the disks (or --erasure) and is not configured here");
             }
+            let (redundancy, pool) = match spec {
+                ClassSpec::Redundancy(r) => (r, None),
+                ClassSpec::Placed { redundancy, pool } => (redundancy, pool.as_deref()),
+            };
             let scheme = parse_redundancy(redundancy).with_context(|| format!("storage_classes.{name}"))?;
-            out.insert(name.clone(), scheme);
+            if let Some(p) = pool.filter(|p| !cairn_meta::valid_pool_name(p)) {
+                bail!("storage_classes.{name}: {p:?} is not a pool name (1 to 64 of a-z, 0-9, - and _)");
+            }
+            let pool = pool.and_then(cairn_meta::pool_field);
+            out.insert(name.clone(), cairn::StorageClass { scheme, pool });
         }
         Ok(out)
     }

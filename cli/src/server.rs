@@ -83,6 +83,22 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
             tracing::info!(config = ?cfg, meta = %meta, storage = ?storage, "starting cairn gateway")
         }
     }
+    let storage_classes = cfg.storage_classes()?;
+    let pooled = matches!(
+        &metadata,
+        Metadata::Remote {
+            storage: Shards::Cluster(_),
+            ..
+        }
+    );
+    if let Some((name, class)) = storage_classes.iter().find(|(_, c)| c.pool.is_some()) {
+        if !pooled {
+            anyhow::bail!(
+                "storage_classes.{name}: pool {} needs storage nodes placed by the cluster map (gateway --cluster); these disks are a fixed list without pools",
+                class.pool_name()
+            );
+        }
+    }
     // Owner-only: the directory holds the root credentials and every object's bytes.
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -101,7 +117,7 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
                 .max(1),
         ),
         segment_bytes: cfg.segment_bytes,
-        storage_classes: cfg.storage_classes()?,
+        storage_classes,
         ..StoreConfig::default()
     };
     let (store, _dir_lock) = match &metadata {

@@ -1,8 +1,8 @@
 //! `cairn storage-node`: the storage role on its own. The node's disks (`DIR/disks/NN`, each a
 //! segment store) served over gRPC (`proto/shard.proto`) to gateways, which must present the
 //! cluster's shared secret (`CAIRN_CLUSTER_SECRET`). The node's id is kept in `DIR/node-id`;
-//! with `--meta` it reports itself (id, address, zone, disks, capacity) to the metadata at start
-//! and every [`HEARTBEAT`] after.
+//! with `--meta` it reports itself (id, address, zone, pool, disks, capacity) to the metadata at
+//! start and every [`HEARTBEAT`] after.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -37,6 +37,10 @@ pub struct StorageNodeArgs {
     /// The node's failure domain (rack, room, site), as reported to the metadata
     #[arg(long, env = "CAIRN_ZONE", default_value = "default")]
     pub zone: String,
+    /// The node's storage pool: it holds the shards of the storage classes placed in that pool
+    /// only (a-z, 0-9, - and _; classes name their pool in the gateway's configuration)
+    #[arg(long, env = "CAIRN_POOL", default_value = cairn_meta::DEFAULT_POOL, value_parser = parse_pool)]
+    pub pool: String,
     /// The address gateways reach the shard API at, as reported to the metadata (default: the
     /// listen address; required when listening on an unspecified address such as 0.0.0.0)
     #[arg(long, env = "CAIRN_STORAGE_ADVERTISE")]
@@ -46,11 +50,20 @@ pub struct StorageNodeArgs {
 /// How often a storage node reports itself to the metadata.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
-/// What this node reports of itself: its id, address, zone and disks now.
+/// A pool name as given on the command line.
+fn parse_pool(s: &str) -> Result<String, String> {
+    if cairn_meta::valid_pool_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?}: a pool is 1 to 64 of a-z, 0-9, - and _"))
+    }
+}
+
+/// What this node reports of itself: its id, address, zone, pool and disks now.
 async fn report(
     node_id: &str,
     addr: SocketAddr,
-    zone: &str,
+    (zone, pool): (&str, &str),
     dir: &std::path::Path,
     disks: &[std::sync::Arc<dyn cairn_shard_store::ShardStore>],
 ) -> cairn_meta::StorageNodeRecord {
@@ -76,6 +89,7 @@ async fn report(
         disks: reported,
         registered: now,
         heartbeat: now,
+        pool: cairn_meta::pool_field(pool),
     }
 }
 
@@ -121,7 +135,7 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
             let addrs: Vec<&str> = meta.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
             let client = cairn_meta_client::grpc::GrpcMetaClient::new(&addrs, Duration::from_secs(10), &secret)
                 .with_context(|| format!("metadata address {meta}"))?;
-            let first = report(&node_id, advertised, &args.zone, &args.data, &disks).await;
+            let first = report(&node_id, advertised, (&args.zone, &args.pool), &args.data, &disks).await;
             first
                 .check()
                 .map_err(|e| anyhow::anyhow!("this node's report is malformed: {e}"))?;
@@ -142,13 +156,14 @@ pub async fn run(args: StorageNodeArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
-            tracing::info!(node = %node_id, addr = %advertised, zone = %args.zone, "registered with the metadata");
-            let (disks, dir, zone, id) = (disks.clone(), args.data.clone(), args.zone.clone(), node_id.clone());
+            tracing::info!(node = %node_id, addr = %advertised, zone = %args.zone, pool = %args.pool, "registered with the metadata");
+            let (disks, dir, id) = (disks.clone(), args.data.clone(), node_id.clone());
+            let (zone, pool) = (args.zone.clone(), args.pool.clone());
             Some(tokio::spawn(async move {
                 use cairn_meta_client::MetaClient;
                 loop {
                     tokio::time::sleep(HEARTBEAT).await;
-                    let node = report(&id, advertised, &zone, &dir, &disks).await;
+                    let node = report(&id, advertised, (&zone, &pool), &dir, &disks).await;
                     match client.propose(cairn_meta::Command::ReportStorageNode { node }).await {
                         Ok(cairn_meta::Response::Failed(e)) => tracing::warn!(error = %e, "heartbeat refused"),
                         Ok(_) => metrics::counter!("cairn_storage_heartbeats_total").increment(1),

@@ -100,6 +100,15 @@ fn invalid_configuration_is_refused_by_name() {
             "[storage_classes]\nSTANDARD = \"4+2\"\n",
             "STANDARD is the erasure scheme",
         ),
+        (
+            "[storage_classes]\nCOLD = { redundancy = \"1+1\", pool = \"Archive\" }\n",
+            "not a pool name",
+        ),
+        // A server's own disks are a fixed list: no pools to place a class in.
+        (
+            "[storage_classes]\nCOLD = { redundancy = \"1+1\", pool = \"archive\" }\n",
+            "pool archive needs storage nodes placed by the cluster map",
+        ),
     ] {
         std::fs::write(&file, toml).unwrap();
         let out = Command::new(cairn_bin())

@@ -166,7 +166,13 @@ impl Admin {
                             .store
                             .storage_classes()
                             .into_iter()
-                            .map(|(name, s)| (name, format!("{}+{}", s.data, s.parity)))
+                            .map(|(name, c)| (name, format!("{}+{}", c.scheme.data, c.scheme.parity)))
+                            .collect::<std::collections::BTreeMap<_, _>>(),
+                        "storage_class_pools": self
+                            .store
+                            .storage_classes()
+                            .into_iter()
+                            .map(|(name, c)| (name, c.pool_name().to_string()))
                             .collect::<std::collections::BTreeMap<_, _>>(),
                         "warnings": self.store.placement_warnings().await,
                         "stats": stats,

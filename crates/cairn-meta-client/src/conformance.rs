@@ -238,6 +238,7 @@ async fn storage_nodes(client: &dyn MetaClient) {
         }],
         registered: heartbeat,
         heartbeat,
+        pool: Some("ssd".into()),
     };
     ok(client, Command::ReportStorageNode { node: node(100) }).await;
     ok(client, Command::ReportStorageNode { node: node(200) }).await;
@@ -257,8 +258,12 @@ async fn placements(client: &dyn MetaClient) {
     assert_eq!(map.epoch, 1);
     assert_eq!(map.nodes.len(), 1);
     assert_eq!(
-        (map.nodes[0].weights.as_slice(), map.nodes[0].draining),
-        (&[1u64][..], false)
+        (
+            map.nodes[0].weights.as_slice(),
+            map.nodes[0].draining,
+            map.nodes[0].pool.as_deref()
+        ),
+        (&[1u64][..], false, Some("ssd"))
     );
     let drain = |drain| Command::DrainStorageNode {
         id: map.nodes[0].id.clone(),
@@ -295,6 +300,7 @@ async fn placements(client: &dyn MetaClient) {
             placement: cairn_meta::WritePlacement {
                 epoch: 3,
                 exceptions: vec![(short.id, 0b100001, vec![(2, "node-b/0".into())])],
+                pool: Some("ssd".into()),
             },
             command: Box::new(put(
                 "placed",
@@ -310,6 +316,7 @@ async fn placements(client: &dyn MetaClient) {
         states[0].placement,
         cairn_meta::ChunkPlacement {
             epoch: 3,
+            pool: Some("ssd".into()),
             ..Default::default()
         }
     );
@@ -318,7 +325,8 @@ async fn placements(client: &dyn MetaClient) {
         cairn_meta::ChunkPlacement {
             epoch: 3,
             missing: 0b100001,
-            moved: vec![(2, "node-b/0".into())]
+            moved: vec![(2, "node-b/0".into())],
+            pool: Some("ssd".into()),
         }
     );
     let queue = client.repair_queue(None, 10).await.unwrap();

@@ -515,6 +515,7 @@ impl<'a> Written<'a> {
                 epoch: p.epoch,
                 missing,
                 moved,
+                pool: p.pool.clone(),
             }
         })
     }

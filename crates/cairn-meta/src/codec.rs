@@ -1,29 +1,53 @@
 //! Versioned binary encoding of metadata values: one format-version byte, then postcard.
 //!
-//! Format 2 added a last field to [`crate::ObjectRecord`] and [`crate::UploadRecord`] (their
-//! storage class). Values of format 1 still decode, wherever those records sit in them (alone,
-//! or inside a command of the Raft log): while one is decoded, [`legacy`] is true and the two
-//! records read their format-1 fields only, taking the new field's default.
+//! Postcard lays a struct out as its fields in order, with no names and no count, so a record
+//! may only grow by new last fields, each marked with the format that added it
+//! (`#[serde(deserialize_with = "crate::codec::since_2")]`, ...). While a value of an older
+//! format is decoded — alone, or inside a command of the Raft log — [`format`] says which, and
+//! such a field is not read: it takes its type's default.
+//!
+//! - Format 2 added the storage class of [`crate::ObjectRecord`] and [`crate::UploadRecord`].
+//! - Format 3 added the storage pool of [`crate::StorageNodeRecord`], [`crate::MapNode`],
+//!   [`crate::ChunkPlacement`] and [`crate::WritePlacement`].
 
 use std::cell::Cell;
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize};
 
 /// The format version written in front of every value.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The oldest format version this build decodes.
 const OLDEST_VERSION: u8 = 1;
 
 thread_local! {
-    /// Set while a format-1 value is decoded on this thread.
-    static LEGACY: Cell<bool> = const { Cell::new(false) };
+    /// The format of the value being decoded on this thread.
+    static FORMAT: Cell<u8> = const { Cell::new(FORMAT_VERSION) };
 }
 
-/// Whether the value being decoded on this thread was written in format 1 (records whose
-/// layout changed since read their old layout).
-pub(crate) fn legacy() -> bool {
-    LEGACY.with(Cell::get)
+/// The format of the value being decoded on this thread ([`FORMAT_VERSION`] outside
+/// [`decode`]: values of other encodings, such as JSON, have every field).
+pub(crate) fn format() -> u8 {
+    FORMAT.with(Cell::get)
+}
+
+/// Reads a field added by format `since`: absent (the type's default) in older values.
+fn added_in<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D, since: u8) -> Result<T, D::Error> {
+    if format() < since {
+        Ok(T::default())
+    } else {
+        T::deserialize(d)
+    }
+}
+
+/// A field added by format 2 (see the module's documentation).
+pub(crate) fn since_2<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    added_in(d, 2)
+}
+
+/// A field added by format 3 (see the module's documentation).
+pub(crate) fn since_3<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    added_in(d, 3)
 }
 
 /// A stored value that could not be decoded.
@@ -53,14 +77,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
         None => Err(DecodeError::Empty),
         Some((&FORMAT_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&v, rest)) if (OLDEST_VERSION..FORMAT_VERSION).contains(&v) => {
-            /// Clears the flag however decoding ends.
+            /// Restores the current format however decoding ends.
             struct Reset;
             impl Drop for Reset {
                 fn drop(&mut self) {
-                    LEGACY.with(|l| l.set(false));
+                    FORMAT.with(|f| f.set(FORMAT_VERSION));
                 }
             }
-            LEGACY.with(|l| l.set(true));
+            FORMAT.with(|f| f.set(v));
             let _reset = Reset;
             Ok(postcard::from_bytes(rest)?)
         }
@@ -116,7 +140,7 @@ mod tests {
         // Inside another value (a command in the Raft log), with fields after it.
         let (n, o, tail): (u8, ObjectRecord, String) = decode(&v1(&(9u8, old_object(), "after"))).unwrap();
         assert_eq!((n, o.owner.as_str(), tail.as_str()), (9, "alice", "after"));
-        assert!(!legacy(), "the flag is cleared after decoding");
+        assert_eq!(format(), FORMAT_VERSION, "the format is restored after decoding");
         // Format 2 keeps the class, in and out of other values.
         let o2 = ObjectRecord {
             storage_class: Some("REDUCED_REDUNDANCY".into()),
@@ -154,6 +178,55 @@ mod tests {
                 ..up
             }
         );
-        assert!(matches!(decode::<u8>(&[3, 0]), Err(DecodeError::UnknownVersion(3))));
+        assert!(matches!(decode::<u8>(&[4, 0]), Err(DecodeError::UnknownVersion(4))));
+    }
+
+    /// A value as format 2 wrote it.
+    fn v2(value: &impl Serialize) -> Vec<u8> {
+        let mut out = vec![2];
+        postcard::to_io(value, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn records_of_format_2_decode_in_the_default_pool() {
+        use crate::{ChunkPlacement, DiskRecord, MapNode, StorageNodeRecord, WritePlacement};
+        let disk = DiskRecord {
+            path: "/d".into(),
+            capacity_total: 1 << 40,
+            capacity_free: 1,
+            writable: true,
+            shards: 2,
+            damaged: 0,
+        };
+        // Format 2's node: id, addr, zone, disks, registered, heartbeat.
+        let old_node = ("n1", "127.0.0.1:1", "z1", vec![disk.clone()], 5i64, 6i64);
+        let n: StorageNodeRecord = decode(&v2(&old_node)).unwrap();
+        assert_eq!((n.id.as_str(), n.heartbeat, n.pool), ("n1", 6, None));
+        let old_map_node = ("n1", "z1", vec![3u64], true);
+        let (m, tail): (MapNode, u8) = decode(&v2(&(old_map_node, 9u8))).unwrap();
+        assert_eq!((m.weights, m.draining, m.pool, tail), (vec![3], true, None, 9));
+        let old_placement = (7u64, 0b10u32, vec![(1u8, "n2/0")]);
+        let p: ChunkPlacement = decode(&v2(&old_placement)).unwrap();
+        assert_eq!(
+            (p.epoch, p.missing, p.moved_to(1), &p.pool),
+            (7, 0b10, Some("n2/0"), &None)
+        );
+        let w: WritePlacement = decode(&v2(&(7u64, Vec::<crate::ShardExceptions>::new()))).unwrap();
+        assert_eq!((w.epoch, w.pool), (7, None));
+        // Format 3 keeps the pool.
+        let n3 = StorageNodeRecord {
+            pool: Some("ssd".into()),
+            ..n
+        };
+        assert_eq!(decode::<StorageNodeRecord>(&encode(&n3)).unwrap(), n3);
+        let p3 = ChunkPlacement {
+            pool: Some("ssd".into()),
+            ..p
+        };
+        assert_eq!(
+            decode::<(ChunkPlacement, u8)>(&encode(&(p3.clone(), 1u8))).unwrap(),
+            (p3, 1)
+        );
     }
 }

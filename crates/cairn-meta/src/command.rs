@@ -365,7 +365,8 @@ pub enum InvalidCommand {
     /// `StorageNodeRecord::check`).
     #[error("malformed storage node report (id, address, zone or disks out of bounds)")]
     StorageNode,
-    /// `Placed` wraps something other than a `Fenced` write, or names a shard beyond 32.
+    /// `Placed` wraps something other than a `Fenced` write, names a shard beyond 32 or a
+    /// malformed pool.
     #[error("Placed must wrap a Fenced write")]
     BadPlacement,
 }
@@ -420,7 +421,14 @@ impl Command {
                         || moved.len() > 32
                         || moved.iter().any(|(i, d)| *i >= 32 || d.is_empty() || d.len() > 128)
                 };
-                if !matches!(**command, Command::Fenced { .. }) || placement.exceptions.iter().any(malformed) {
+                let bad_pool = placement
+                    .pool
+                    .as_deref()
+                    .is_some_and(|p| !crate::valid_pool_name(p) || p == crate::DEFAULT_POOL);
+                if !matches!(**command, Command::Fenced { .. })
+                    || placement.exceptions.iter().any(malformed)
+                    || bad_pool
+                {
                     return Err(InvalidCommand::BadPlacement);
                 }
                 command.validate()

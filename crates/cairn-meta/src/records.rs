@@ -129,10 +129,7 @@ pub struct PartExtent {
 }
 
 /// The current version of an object.
-///
-/// Decoded through [`ObjectRecordV1`] (see [`crate::codec`]): its fields are those of format 1
-/// in their order, then the storage class.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
     /// Unique id of this version (changes on every overwrite).
     pub version_id: String,
@@ -154,46 +151,9 @@ pub struct ObjectRecord {
     /// Access key that wrote this version.
     pub owner: String,
     /// Its S3 storage class, `None` for `STANDARD`: the redundancy its chunks were written
-    /// with (each chunk's record has the scheme itself).
+    /// with (each chunk's record has the scheme itself). Since format 2.
+    #[serde(deserialize_with = "crate::codec::since_2")]
     pub storage_class: Option<String>,
-}
-
-/// The fields of an [`ObjectRecord`] in format 1.
-#[derive(Deserialize)]
-struct ObjectRecordV1 {
-    version_id: String,
-    size: u64,
-    etag: String,
-    last_modified: UnixMillis,
-    attrs: ObjectAttrs,
-    checksums: Checksums,
-    body: Body,
-    parts: Vec<PartExtent>,
-    owner: String,
-}
-
-impl<'de> Deserialize<'de> for ObjectRecord {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Postcard lays a struct out as its fields in order: the record is the format-1 fields
-        // followed by the class.
-        let (v1, storage_class) = if crate::codec::legacy() {
-            (ObjectRecordV1::deserialize(d)?, None)
-        } else {
-            <(ObjectRecordV1, Option<String>)>::deserialize(d)?
-        };
-        Ok(Self {
-            version_id: v1.version_id,
-            size: v1.size,
-            etag: v1.etag,
-            last_modified: v1.last_modified,
-            attrs: v1.attrs,
-            checksums: v1.checksums,
-            body: v1.body,
-            parts: v1.parts,
-            owner: v1.owner,
-            storage_class,
-        })
-    }
 }
 
 impl ObjectRecord {
@@ -231,6 +191,10 @@ pub struct ChunkPlacement {
     /// Shards stored away from their home (its disk was down when they were written), with
     /// the disk that holds each (as the layout names disks); repair moves them home.
     pub moved: MovedShards,
+    /// The storage pool whose nodes the epoch's placement chose from (`None`: the default
+    /// pool). Since format 3.
+    #[serde(deserialize_with = "crate::codec::since_3")]
+    pub pool: Option<String>,
 }
 
 impl ChunkPlacement {
@@ -260,6 +224,10 @@ pub struct MapNode {
     /// Draining: its disks take no new shards (placement sees weight 0), and what they hold
     /// stays readable.
     pub draining: bool,
+    /// Its storage pool (`None`: the default pool): it takes the shards of the storage classes
+    /// placed in that pool only. Since format 3.
+    #[serde(deserialize_with = "crate::codec::since_3")]
+    pub pool: Option<String>,
 }
 
 /// The cluster map at one epoch: the storage nodes and disks placement chooses from. It
@@ -282,6 +250,7 @@ impl MapNode {
             zone: node.zone.clone(),
             weights: node.disks.iter().map(|d| (d.capacity_total >> 30).max(1)).collect(),
             draining: false,
+            pool: node.pool.clone(),
         }
     }
 }
@@ -295,6 +264,9 @@ pub struct WritePlacement {
     /// Written chunks whose shards are not all at home: (chunk, shards missing — bit `i` for
     /// shard `i` —, shards moved with the disk holding each). Chunks not listed are whole.
     pub exceptions: Vec<ShardExceptions>,
+    /// The storage pool it placed them in (`None`: the default pool). Since format 3.
+    #[serde(deserialize_with = "crate::codec::since_3")]
+    pub pool: Option<String>,
 }
 
 /// Shards moved away from their home: (shard index, the disk holding it, as the layout names
@@ -306,9 +278,7 @@ pub type MovedShards = Vec<(u8, String)>;
 pub type ShardExceptions = (ChunkId, u32, MovedShards);
 
 /// An in-progress multipart upload.
-///
-/// Decoded through [`UploadRecordV1`] (see [`crate::codec`]), like [`ObjectRecord`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRecord {
     /// The upload id.
     pub upload_id: String,
@@ -324,40 +294,10 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<String>,
     /// Access key that created the upload.
     pub owner: String,
-    /// The storage class of its parts and of the completed object (`None`: `STANDARD`).
+    /// The storage class of its parts and of the completed object (`None`: `STANDARD`). Since
+    /// format 2.
+    #[serde(deserialize_with = "crate::codec::since_2")]
     pub storage_class: Option<String>,
-}
-
-/// The fields of an [`UploadRecord`] in format 1.
-#[derive(Deserialize)]
-struct UploadRecordV1 {
-    upload_id: String,
-    bucket: String,
-    key: String,
-    initiated: UnixMillis,
-    attrs: ObjectAttrs,
-    checksum_algorithm: Option<String>,
-    owner: String,
-}
-
-impl<'de> Deserialize<'de> for UploadRecord {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (v1, storage_class) = if crate::codec::legacy() {
-            (UploadRecordV1::deserialize(d)?, None)
-        } else {
-            <(UploadRecordV1, Option<String>)>::deserialize(d)?
-        };
-        Ok(Self {
-            upload_id: v1.upload_id,
-            bucket: v1.bucket,
-            key: v1.key,
-            initiated: v1.initiated,
-            attrs: v1.attrs,
-            checksum_algorithm: v1.checksum_algorithm,
-            owner: v1.owner,
-            storage_class,
-        })
-    }
 }
 
 /// What a completed multipart upload became, so that a `CompleteMultipartUpload` retried after
@@ -481,6 +421,27 @@ pub struct StorageNodeRecord {
     pub registered: UnixMillis,
     /// When it last reported itself (the node's clock).
     pub heartbeat: UnixMillis,
+    /// Its storage pool (`None`: the default pool, [`DEFAULT_POOL`]). Since format 3.
+    #[serde(deserialize_with = "crate::codec::since_3")]
+    pub pool: Option<String>,
+}
+
+/// The name of the storage pool of nodes and classes that name none. Records keep it as
+/// `None`.
+pub const DEFAULT_POOL: &str = "default";
+
+/// Whether `name` may name a storage pool: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
+pub fn valid_pool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A pool as records keep it: `None` for the default pool.
+pub fn pool_field(name: &str) -> Option<String> {
+    (name != DEFAULT_POOL).then(|| name.to_string())
 }
 
 /// One disk of a storage node, as last reported.
@@ -522,6 +483,11 @@ impl StorageNodeRecord {
         }
         if self.disks.iter().any(|d| d.path.len() > 4096) {
             return Err("a disk path of more than 4096 bytes");
+        }
+        if let Some(pool) = &self.pool {
+            if !valid_pool_name(pool) || pool == DEFAULT_POOL {
+                return Err("pool: 1 to 64 of a-z, 0-9, - and _ (the default pool is no pool)");
+            }
         }
         Ok(())
     }

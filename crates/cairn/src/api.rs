@@ -263,6 +263,8 @@ pub struct StorageNode {
     pub addr: String,
     /// Its failure domain.
     pub zone: String,
+    /// Its storage pool ([`cairn_meta::DEFAULT_POOL`] for the default one).
+    pub pool: String,
     /// Its disks, in order.
     pub disks: Vec<StorageDisk>,
     /// When it first reported itself.
@@ -291,6 +293,8 @@ pub struct MapNode {
     pub weights: Vec<u64>,
     /// Whether it is draining (takes no new shards).
     pub draining: bool,
+    /// Its storage pool ([`cairn_meta::DEFAULT_POOL`] for the default one).
+    pub pool: String,
 }
 
 impl From<cairn_meta::ClusterMapRecord> for ClusterMap {
@@ -305,6 +309,7 @@ impl From<cairn_meta::ClusterMapRecord> for ClusterMap {
                     zone: n.zone,
                     weights: n.weights,
                     draining: n.draining,
+                    pool: pool_name(n.pool),
                 })
                 .collect(),
         }
@@ -348,6 +353,12 @@ impl From<cairn_meta::StorageNodeRecord> for StorageNode {
                 .collect(),
             registered: r.registered,
             heartbeat: r.heartbeat,
+            pool: pool_name(r.pool),
         }
     }
+}
+
+/// A pool as records keep it, by name.
+fn pool_name(pool: Option<String>) -> String {
+    pool.unwrap_or_else(|| cairn_meta::DEFAULT_POOL.to_string())
 }

@@ -1,14 +1,21 @@
-//! Storage classes: the redundancy an object's chunks are written with.
+//! Storage classes: the redundancy an object's chunks are written with, and the storage pool
+//! of nodes they are placed in.
 //!
-//! `STANDARD` is the store's own scheme; other classes are configured
+//! `STANDARD` is the store's own scheme in the default pool; other classes are configured
 //! ([`StoreConfig::storage_classes`](crate::StoreConfig)), by default
 //! `REDUCED_REDUNDANCY` as two replicas (RS 1+1, whose parity shard is a copy). A class asks
-//! for one shard per failure domain (a node of the cluster map, a disk of a fixed list): with
-//! fewer domains than it has shards, new chunks are written with the strongest scheme the
-//! layout can honour ([`honoured`]) and `cairn admin status` says so.
+//! for one shard per failure domain (a node of its pool in the cluster map, a disk of a fixed
+//! list): with fewer domains than it has shards, new chunks are written with the strongest
+//! scheme the layout can honour ([`honoured`]) and `cairn admin status` says so.
 //!
-//! Deduplication never weakens an object's redundancy: chunks written with a scheme other
-//! than the store's own are named by a BLAKE3 hash keyed by their scheme
+//! A pool is a set of storage nodes (each node names its own, `cairn storage-node --pool`;
+//! nodes that name none are in the default pool): a class placed in a pool has its chunks'
+//! shards on that pool's nodes only — repairs and degraded writes included — and the other
+//! pools' nodes never hold them. A fixed list of disks has no pools.
+//!
+//! Deduplication never weakens an object's redundancy nor moves it out of its pool: chunks
+//! written with a scheme other than the store's own, or in a pool other than the default one,
+//! are named by a BLAKE3 hash keyed by their scheme and pool
 //! ([`cairn_chunk::scheme_chunk_id`]), so identical content written by two classes is two
 //! chunks, each stored as its class asks, and two writers with different schemes never write
 //! shards under the same key.
@@ -23,6 +30,30 @@ pub const REDUCED_REDUNDANCY: &str = "REDUCED_REDUNDANCY";
 
 /// Longest storage class name.
 pub const MAX_CLASS_NAME: usize = 64;
+
+/// What a storage class asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageClass {
+    /// The redundancy of its chunks.
+    pub scheme: ErasureScheme,
+    /// The storage pool whose nodes hold its chunks' shards (`None`: the default pool, whose
+    /// nodes name no pool).
+    pub pool: Option<String>,
+}
+
+impl From<ErasureScheme> for StorageClass {
+    /// The class of `scheme` in the default pool.
+    fn from(scheme: ErasureScheme) -> Self {
+        Self { scheme, pool: None }
+    }
+}
+
+impl StorageClass {
+    /// The pool's name as shown to people (`default` for the default pool).
+    pub fn pool_name(&self) -> &str {
+        self.pool.as_deref().unwrap_or(cairn_meta::DEFAULT_POOL)
+    }
+}
 
 /// The scheme a class asking for `wanted` is written with when the layout has `domains`
 /// failure domains taking shards: `wanted` itself if it fits; replicas (`1+m`) keep as many

@@ -49,7 +49,10 @@ pub(crate) async fn fetch_chunk(
     placement: ChunkPlacement,
 ) -> Result<Bytes> {
     let codec = inner.codec_for(scheme);
-    let keyed = inner.keyed(scheme);
+    let check = IdCheck {
+        keyed_first: inner.keyed(scheme, placement.pool.as_deref()),
+        pool: placement.pool.clone(),
+    };
     let k = usize::from(scheme.data);
     let total = scheme.total();
     let len = c.len as usize;
@@ -140,7 +143,8 @@ pub(crate) async fn fetch_chunk(
     let first = slots.clone();
     let decoded = {
         let codec = codec.clone();
-        tokio::task::spawn_blocking(move || decode_checked(&codec, first, len, c.id, keyed))
+        let check = check.clone();
+        tokio::task::spawn_blocking(move || decode_checked(&codec, first, len, c.id, &check))
             .await
             .map_err(|e| Error::Storage(e.to_string()))?
     };
@@ -178,7 +182,7 @@ pub(crate) async fn fetch_chunk(
             let trial = (0..total)
                 .map(|i| subset.contains(&i).then(|| slots[i].clone()).flatten())
                 .collect();
-            if let Some(data) = decode_checked(&codec, trial, len, id, keyed) {
+            if let Some(data) = decode_checked(&codec, trial, len, id, &check) {
                 // The shards that disagree with the right chunk are the bad ones.
                 let right = codec.encode(&data);
                 let mut bad = 0u32;
@@ -212,7 +216,10 @@ pub(crate) async fn shard_slots(
     placement: &ChunkPlacement,
     total: usize,
 ) -> Result<Vec<crate::layout::Slot>> {
-    let mut places = inner.layout.place(id, placement.epoch, total).await?;
+    let mut places = inner
+        .layout
+        .place(id, placement.epoch, placement.pool.as_deref(), total)
+        .await?;
     for (i, disk) in &placement.moved {
         if let Some(p) = places.get_mut(usize::from(*i)) {
             *p = inner.layout.slot(disk).await.unwrap_or_else(|_| crate::layout::Slot {
@@ -246,17 +253,26 @@ pub(crate) fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlac
     });
 }
 
-/// The chunk decoded from `slots`, if it matches `id` (see [`cairn_chunk::is_chunk_id`];
-/// `keyed`: the scheme is not the store's own, so the id is most likely keyed by it).
+/// How a decoded chunk is checked against its id (see [`cairn_chunk::is_chunk_id`]).
+#[derive(Clone)]
+struct IdCheck {
+    /// The chunk's storage pool.
+    pool: Option<String>,
+    /// The id is most likely keyed (the scheme is not the store's own or the pool not the
+    /// default one): that form is tried first.
+    keyed_first: bool,
+}
+
+/// The chunk decoded from `slots`, if it matches `id`.
 fn decode_checked(
     codec: &Codec,
     slots: Vec<Option<Bytes>>,
     len: usize,
     id: cairn_types::ChunkId,
-    keyed: bool,
+    check: &IdCheck,
 ) -> Option<Bytes> {
     let data = codec.decode(slots, len).ok()?;
-    is_chunk_id(&data, codec.scheme(), &id, keyed).then_some(data)
+    is_chunk_id(&data, (codec.scheme(), check.pool.as_deref()), &id, check.keyed_first).then_some(data)
 }
 
 /// The subsets of `k` elements of `items`, in lexicographic order of positions.

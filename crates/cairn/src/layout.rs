@@ -8,7 +8,9 @@
 //!   the chunk id so that data and parity load spread evenly.
 //! - [`RingLayout`]: the cluster map kept in the metadata, placed by `cairn-ring` (weighted,
 //!   zone-aware, at most one shard per node while there are enough nodes), each node reached
-//!   through a connection the layout opens on first use.
+//!   through a connection the layout opens on first use. Each storage pool is a ring of its
+//!   own: the map's nodes of that pool (a chunk's placement names its pool), so a pool's
+//!   chunks never have shards — homes or spares — on another pool's nodes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,13 +41,14 @@ pub trait Layout: Send + Sync + 'static {
     /// The epoch new chunks are placed by now.
     async fn epoch(&self) -> Result<u64>;
 
-    /// The disks of shards `0..n` of `chunk` placed by `epoch`, shard `i` on the `i`-th, all
-    /// distinct. Fails if the layout has no such epoch or fewer than `n` disks.
-    async fn place(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>>;
+    /// The disks of shards `0..n` of `chunk` placed by `epoch` in storage pool `pool` (`None`:
+    /// the default pool), shard `i` on the `i`-th, all distinct. Fails if the layout has no
+    /// such epoch or pool, or no disk there.
+    async fn place(&self, chunk: &ChunkId, epoch: u64, pool: Option<&str>, n: usize) -> Result<Vec<Slot>>;
 
-    /// Other disks than the `n` homes of `chunk` placed by `epoch`, in the order a shard whose
-    /// home is down should try them.
-    async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>>;
+    /// Other disks of `pool` than the `n` homes of `chunk` placed by `epoch`, in the order a
+    /// shard whose home is down should try them.
+    async fn spares(&self, chunk: &ChunkId, epoch: u64, pool: Option<&str>, n: usize) -> Result<Vec<Slot>>;
 
     /// The disk of that name (as a [`Slot`] names it), if the layout has it.
     async fn slot(&self, disk: &str) -> Result<Slot>;
@@ -54,11 +57,11 @@ pub trait Layout: Send + Sync + 'static {
     /// them), in a stable order.
     async fn disks(&self) -> Result<Vec<Slot>>;
 
-    /// The failure domains taking shards at `epoch` (nodes of the cluster map that are not
-    /// drained, disks of a fixed list): a chunk of more shards than this puts two of them in
-    /// one domain, and a store writes new chunks with fewer
-    /// ([`crate::class::honoured`]).
-    async fn domains(&self, epoch: u64) -> Result<usize>;
+    /// The failure domains of `pool` taking shards at `epoch` (nodes of the pool in the
+    /// cluster map that are not drained, disks of a fixed list — which has no pool but the
+    /// default one): a chunk of more shards than this puts two of them in one domain, and a
+    /// store writes new chunks with fewer ([`crate::class::honoured`]).
+    async fn domains(&self, epoch: u64, pool: Option<&str>) -> Result<usize>;
 }
 
 /// A fixed list of disks, epoch 0 (see the module's documentation).
@@ -102,10 +105,15 @@ impl Layout for FixedLayout {
         Ok(0)
     }
 
-    async fn place(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+    async fn place(&self, chunk: &ChunkId, epoch: u64, pool: Option<&str>, n: usize) -> Result<Vec<Slot>> {
         if epoch != 0 {
             return Err(Error::Storage(format!(
                 "chunk {chunk} was placed by cluster map epoch {epoch}; this store has a fixed list of disks"
+            )));
+        }
+        if let Some(pool) = pool {
+            return Err(Error::Storage(format!(
+                "chunk {chunk} is in storage pool {pool}; this store has a fixed list of disks and no pools"
             )));
         }
         if n > self.slots.len() {
@@ -119,9 +127,9 @@ impl Layout for FixedLayout {
             .collect())
     }
 
-    async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+    async fn spares(&self, chunk: &ChunkId, epoch: u64, pool: Option<&str>, n: usize) -> Result<Vec<Slot>> {
         let len = self.slots.len();
-        let all = self.place(chunk, epoch, len).await?;
+        let all = self.place(chunk, epoch, pool, len).await?;
         Ok(all.into_iter().skip(n).collect())
     }
 
@@ -137,8 +145,8 @@ impl Layout for FixedLayout {
         Ok(self.slots.clone())
     }
 
-    async fn domains(&self, _epoch: u64) -> Result<usize> {
-        Ok(self.slots.len())
+    async fn domains(&self, _epoch: u64, pool: Option<&str>) -> Result<usize> {
+        Ok(if pool.is_none() { self.slots.len() } else { 0 })
     }
 }
 
@@ -167,7 +175,9 @@ pub struct RingLayout {
 #[derive(Default)]
 struct RingState {
     /// Every epoch read so far (they never change).
-    maps: HashMap<u64, Arc<ClusterMap>>,
+    records: HashMap<u64, Arc<cairn_meta::ClusterMapRecord>>,
+    /// The ring of each (epoch, pool) placed by so far.
+    rings: HashMap<(u64, Option<String>), Arc<ClusterMap>>,
     /// The current epoch and when it was read.
     current: Option<(u64, Instant)>,
     /// Node id -> address, from the nodes' reports.
@@ -209,9 +219,8 @@ impl RingLayout {
             .ok_or_else(|| Error::Unavailable("no storage node has registered with the metadata yet".into()))?;
         let nodes = self.meta.storage_nodes().await?;
         let epoch = map.epoch;
-        let ring = Arc::new(ring_map(&map));
         let mut s = self.state();
-        s.maps.insert(epoch, ring);
+        s.records.insert(epoch, Arc::new(map));
         s.current = Some((epoch, Instant::now()));
         for n in nodes {
             if let Some(NodeConn::Up { addr, .. }) = s.nodes.get(&n.id) {
@@ -224,8 +233,9 @@ impl RingLayout {
         Ok(epoch)
     }
 
-    async fn map_at(&self, epoch: u64) -> Result<Arc<ClusterMap>> {
-        if let Some(m) = self.state().maps.get(&epoch) {
+    /// The cluster map of `epoch`, read once.
+    async fn record_at(&self, epoch: u64) -> Result<Arc<cairn_meta::ClusterMapRecord>> {
+        if let Some(m) = self.state().records.get(&epoch) {
             return Ok(m.clone());
         }
         let map = self
@@ -233,8 +243,19 @@ impl RingLayout {
             .cluster_map(Some(epoch))
             .await?
             .ok_or_else(|| Error::Storage(format!("the metadata has no cluster map of epoch {epoch}")))?;
-        let ring = Arc::new(ring_map(&map));
-        self.state().maps.insert(epoch, ring.clone());
+        let map = Arc::new(map);
+        self.state().records.insert(epoch, map.clone());
+        Ok(map)
+    }
+
+    /// The ring of `pool` at `epoch`: the map's nodes of that pool.
+    async fn map_at(&self, epoch: u64, pool: Option<&str>) -> Result<Arc<ClusterMap>> {
+        let key = (epoch, pool.map(str::to_string));
+        if let Some(m) = self.state().rings.get(&key) {
+            return Ok(m.clone());
+        }
+        let ring = Arc::new(ring_map(&*self.record_at(epoch).await?, pool));
+        self.state().rings.insert(key, ring.clone());
         Ok(ring)
     }
 
@@ -306,27 +327,34 @@ impl RingLayout {
     }
 }
 
-/// The `n` homes of `chunk` in `map`. With fewer disks able to take shards than `n` (a small
-/// cluster, or nodes draining), the disks there are take the shards in turn — shard `i` on the
-/// `(i mod d)`-th — so writes go on with less spread rather than stop.
-fn homes(map: &ClusterMap, chunk: &ChunkId, n: usize) -> Result<Vec<cairn_ring::DiskAddr>> {
+/// The `n` homes of `chunk` in `map`, the ring of `pool`. With fewer disks able to take shards
+/// than `n` (a small cluster, or nodes draining), the disks there are take the shards in turn
+/// — shard `i` on the `(i mod d)`-th — so writes go on with less spread rather than stop.
+fn homes(map: &ClusterMap, chunk: &ChunkId, pool: Option<&str>, n: usize) -> Result<Vec<cairn_ring::DiskAddr>> {
+    let unplaceable = |e: cairn_ring::TooFewDisks| {
+        Error::Unavailable(format!(
+            "cluster map epoch {}, storage pool {}: {e}",
+            map.epoch,
+            pool.unwrap_or(cairn_meta::DEFAULT_POOL)
+        ))
+    };
     match map.place(chunk.as_bytes(), n) {
         Ok(a) => Ok(a),
         Err(cairn_ring::TooFewDisks { disks, .. }) if disks > 0 => {
-            let some = map
-                .place(chunk.as_bytes(), disks)
-                .map_err(|e| Error::Unavailable(format!("cluster map epoch {}: {e}", map.epoch)))?;
+            let some = map.place(chunk.as_bytes(), disks).map_err(unplaceable)?;
             Ok((0..n).map(|i| some[i % disks].clone()).collect())
         }
-        Err(e) => Err(Error::Unavailable(format!("cluster map epoch {}: {e}", map.epoch))),
+        Err(e) => Err(unplaceable(e)),
     }
 }
 
-/// The map as placement sees it: a draining node's disks weigh nothing.
-fn ring_map(map: &cairn_meta::ClusterMapRecord) -> ClusterMap {
+/// The ring of `pool` in `map` as placement sees it: the nodes of that pool, a draining
+/// node's disks weighing nothing.
+fn ring_map(map: &cairn_meta::ClusterMapRecord, pool: Option<&str>) -> ClusterMap {
     let nodes = map
         .nodes
         .iter()
+        .filter(|n| n.pool.as_deref() == pool)
         .map(|n| cairn_ring::Node {
             id: n.id.clone(),
             zone: n.zone.clone(),
@@ -375,26 +403,26 @@ impl Layout for RingLayout {
         }
     }
 
-    async fn place(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
+    async fn place(&self, chunk: &ChunkId, epoch: u64, pool: Option<&str>, n: usize) -> Result<Vec<Slot>> {
         if epoch == 0 {
             return Err(Error::Storage(format!(
                 "chunk {chunk} is on a fixed list of disks, not placed by the cluster map"
             )));
         }
-        let map = self.map_at(epoch).await?;
-        Ok(self.slots(homes(&map, chunk, n)?).await)
+        let map = self.map_at(epoch, pool).await?;
+        Ok(self.slots(homes(&map, chunk, pool, n)?).await)
     }
 
-    async fn spares(&self, chunk: &ChunkId, epoch: u64, n: usize) -> Result<Vec<Slot>> {
-        let map = self.map_at(epoch).await?;
+    async fn spares(&self, chunk: &ChunkId, epoch: u64, pool: Option<&str>, n: usize) -> Result<Vec<Slot>> {
+        let map = self.map_at(epoch, pool).await?;
         let weighted = map
             .nodes()
             .iter()
             .flat_map(|n| n.disks.iter())
             .filter(|d| d.weight > 0)
             .count();
-        let all = homes(&map, chunk, weighted)?;
-        let taken = homes(&map, chunk, n)?;
+        let all = homes(&map, chunk, pool, weighted)?;
+        let taken = homes(&map, chunk, pool, n)?;
         let spares = all.into_iter().filter(|a| !taken.contains(a)).collect();
         Ok(self.slots(spares).await)
     }
@@ -412,8 +440,8 @@ impl Layout for RingLayout {
         Ok(self.slots(vec![addr]).await.remove(0))
     }
 
-    async fn domains(&self, epoch: u64) -> Result<usize> {
-        let map = self.map_at(epoch).await?;
+    async fn domains(&self, epoch: u64, pool: Option<&str>) -> Result<usize> {
+        let map = self.map_at(epoch, pool).await?;
         Ok(map
             .nodes()
             .iter()
@@ -423,12 +451,12 @@ impl Layout for RingLayout {
 
     async fn disks(&self) -> Result<Vec<Slot>> {
         let epoch = self.epoch().await?;
-        let map = self.map_at(epoch).await?;
+        let map = self.record_at(epoch).await?;
         let addrs = map
-            .nodes()
+            .nodes
             .iter()
             .flat_map(|n| {
-                (0..n.disks.len()).map(|d| cairn_ring::DiskAddr {
+                (0..n.weights.len()).map(|d| cairn_ring::DiskAddr {
                     node: n.id.clone(),
                     disk: d as u16,
                 })
@@ -441,6 +469,51 @@ impl Layout for RingLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_pool_is_a_ring_of_its_own_nodes() {
+        let node = |id: &str, pool: Option<&str>, draining| cairn_meta::MapNode {
+            id: id.into(),
+            zone: format!("z-{id}"),
+            weights: vec![4, 4],
+            draining,
+            pool: pool.map(str::to_string),
+        };
+        let map = cairn_meta::ClusterMapRecord {
+            epoch: 3,
+            nodes: vec![
+                node("a", None, false),
+                node("b", None, true),
+                node("c", Some("ssd"), false),
+                node("d", Some("ssd"), false),
+            ],
+        };
+        let ids = |pool| {
+            ring_map(&map, pool)
+                .nodes()
+                .iter()
+                .map(|n| n.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(None), ["a", "b"]);
+        assert_eq!(ids(Some("ssd")), ["c", "d"]);
+        assert!(ids(Some("hdd")).is_empty());
+        // A draining node stays in its pool's ring, weighing nothing.
+        assert!(ring_map(&map, None).nodes()[1].disks.iter().all(|d| d.weight == 0));
+        // Every home of a pool's chunk is on that pool's nodes; a pool without nodes places
+        // nothing (503, not another pool's disks).
+        let ssd = ring_map(&map, Some("ssd"));
+        for n in 0u8..40 {
+            let id = ChunkId([n; 32]);
+            let homes = super::homes(&ssd, &id, Some("ssd"), 3).unwrap();
+            assert!(homes.iter().all(|h| h.node == "c" || h.node == "d"), "{homes:?}");
+        }
+        let none = ring_map(&map, Some("hdd"));
+        assert!(matches!(
+            super::homes(&none, &ChunkId([1; 32]), Some("hdd"), 2),
+            Err(Error::Unavailable(_))
+        ));
+    }
 
     #[test]
     fn shards_of_a_chunk_land_on_distinct_disks() {

@@ -46,7 +46,7 @@ pub use cairn_meta::{Checksums, ObjectAttrs};
 pub use cairn_meta_client::GroupStatus;
 pub use cairn_shard_store::{Capacity, CompactOptions, DiskHealth};
 pub use cairn_types::{BucketName, ErasureScheme, ObjectKey};
-pub use class::{REDUCED_REDUNDANCY, STANDARD};
+pub use class::{StorageClass, REDUCED_REDUNDANCY, STANDARD};
 pub use error::{Error, Result};
 pub use key_cache::{ACCESS_CACHE_BOUND, CHECK_EVERY as ACCESS_CHECK_EVERY};
 pub use layout::{Connected, Connector, FixedLayout, Layout, RingLayout, Slot};

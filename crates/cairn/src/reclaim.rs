@@ -512,7 +512,12 @@ impl Store {
                 let home = match homes.get(&key.chunk) {
                     Some(h) => h,
                     None => {
-                        let h = self.inner.layout.place(&key.chunk, placement.epoch, total).await?;
+                        let pool = placement.pool.as_deref();
+                        let h = self
+                            .inner
+                            .layout
+                            .place(&key.chunk, placement.epoch, pool, total)
+                            .await?;
                         homes.entry(key.chunk).or_insert(h)
                     }
                 };

@@ -143,7 +143,11 @@ impl Store {
             return Ok(None);
         }
         let total = record.scheme.total();
-        let homes = self.inner.layout.place(&state.id, placement.epoch, total).await?;
+        let homes = self
+            .inner
+            .layout
+            .place(&state.id, placement.epoch, placement.pool.as_deref(), total)
+            .await?;
         let todo: Vec<usize> = (0..total)
             .filter(|&i| placement.missing & (1 << i) != 0 || placement.moved_to(i).is_some())
             .filter(|&i| homes[i].store.is_some())

@@ -47,11 +47,12 @@ pub struct StoreConfig {
     /// Once enough shards of a chunk are durable, how much longer the write waits for the
     /// others before it records them missing (a stopped node costs at most this).
     pub straggler_wait: std::time::Duration,
-    /// Storage classes other than `STANDARD` (which is the store's own scheme), by S3 name:
-    /// the scheme their chunks are written with. Default: `REDUCED_REDUNDANCY` = 1+1 (two
-    /// replicas). An object asking for a class not listed is refused
+    /// Storage classes other than `STANDARD` (which is the store's own scheme in the default
+    /// pool), by S3 name: the scheme their chunks are written with and the storage pool they
+    /// are placed in (see [`crate::class`]). Default: `REDUCED_REDUNDANCY` = 1+1 (two
+    /// replicas) in the default pool. An object asking for a class not listed is refused
     /// ([`Error::InvalidStorageClass`]).
-    pub storage_classes: std::collections::BTreeMap<String, ErasureScheme>,
+    pub storage_classes: std::collections::BTreeMap<String, crate::class::StorageClass>,
 }
 
 impl Default for StoreConfig {
@@ -70,7 +71,7 @@ impl Default for StoreConfig {
             straggler_wait: std::time::Duration::from_secs(2),
             storage_classes: [(
                 crate::class::REDUCED_REDUNDANCY.to_string(),
-                ErasureScheme::new(1, 1).expect("1+1 is valid"),
+                ErasureScheme::new(1, 1).expect("1+1 is valid").into(),
             )]
             .into(),
         }
@@ -192,10 +193,10 @@ impl Inner {
         chunk_cost_in(len, self.codec.scheme())
     }
 
-    /// Whether chunks written with `scheme` are named by ids keyed by it (it is not the
-    /// store's own: see [`crate::class`]).
-    pub(crate) fn keyed(&self, scheme: ErasureScheme) -> bool {
-        scheme != self.codec.scheme()
+    /// Whether chunks written with `scheme` in `pool` are named by ids keyed by them (the
+    /// scheme is not the store's own, or the pool not the default one: see [`crate::class`]).
+    pub(crate) fn keyed(&self, scheme: ErasureScheme, pool: Option<&str>) -> bool {
+        scheme != self.codec.scheme() || pool.is_some()
     }
 
     /// The codec of `scheme`, made once.
@@ -210,14 +211,14 @@ impl Inner {
             .clone()
     }
 
-    /// The class an object asks for, as records keep it (`None`: `STANDARD`), and the scheme
-    /// it is configured with.
-    pub(crate) fn class(&self, name: &str) -> Result<(Option<String>, ErasureScheme)> {
+    /// The class an object asks for, as records keep it (`None`: `STANDARD`), and what it is
+    /// configured with.
+    pub(crate) fn class(&self, name: &str) -> Result<(Option<String>, crate::class::StorageClass)> {
         if name == crate::class::STANDARD {
-            return Ok((None, self.codec.scheme()));
+            return Ok((None, self.codec.scheme().into()));
         }
         match self.config.storage_classes.get(name) {
-            Some(s) => Ok((Some(name.to_string()), *s)),
+            Some(s) => Ok((Some(name.to_string()), s.clone())),
             None => Err(Error::InvalidStorageClass(
                 name.chars().take(crate::class::MAX_CLASS_NAME).collect(),
             )),
@@ -331,49 +332,70 @@ impl Store {
             .map(|_| ())
     }
 
-    /// The storage classes objects may ask for, `STANDARD` first, each with the scheme it is
+    /// The storage classes objects may ask for, `STANDARD` first, each with what it is
     /// configured with.
-    pub fn storage_classes(&self) -> Vec<(String, ErasureScheme)> {
-        std::iter::once((crate::class::STANDARD.to_string(), self.scheme()))
-            .chain(self.inner.config.storage_classes.iter().map(|(n, s)| (n.clone(), *s)))
+    pub fn storage_classes(&self) -> Vec<(String, crate::class::StorageClass)> {
+        std::iter::once((crate::class::STANDARD.to_string(), self.scheme().into()))
+            .chain(
+                self.inner
+                    .config
+                    .storage_classes
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.clone())),
+            )
             .collect()
     }
 
-    /// The storage classes new chunks cannot be written as configured (the layout has fewer
+    /// The storage classes new chunks cannot be written as configured (their pool has fewer
     /// failure domains than they have shards: they are written with fewer, see
-    /// [`crate::class::honoured`]), or why the layout cannot be read: shown by
-    /// `cairn admin status`.
+    /// [`crate::class::honoured`]; or none at all: their writes fail), or why the layout
+    /// cannot be read: shown by `cairn admin status`.
     pub async fn placement_warnings(&self) -> Vec<String> {
         let layout = &self.inner.layout;
-        let domains = match layout.epoch().await {
-            Ok(e) => layout.domains(e).await.map(|d| (e, d)),
-            Err(e) => Err(e),
-        };
-        let (epoch, domains) = match domains {
-            Ok(d) => d,
+        let epoch = match layout.epoch().await {
+            Ok(e) => e,
             Err(e) => return vec![format!("the layout cannot be read: {e}")],
         };
-        let at = if epoch == 0 {
-            format!("{domains} disks")
-        } else {
-            format!("cluster map epoch {epoch}: {domains} nodes take shards")
-        };
-        self.storage_classes()
-            .into_iter()
-            .filter_map(|(name, wanted)| {
-                let got = crate::class::honoured(wanted, domains);
-                (got != wanted).then(|| {
-                    format!(
-                        "storage class {name}: {}+{} needs {} failure domains ({at}): new chunks are written {}+{}",
-                        wanted.data,
-                        wanted.parity,
-                        wanted.total(),
-                        got.data,
-                        got.parity
-                    )
-                })
-            })
-            .collect()
+        let mut warnings = Vec::new();
+        for (name, class) in self.storage_classes() {
+            let domains = match layout.domains(epoch, class.pool.as_deref()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    warnings.push(format!("the layout cannot be read: {e}"));
+                    break;
+                }
+            };
+            let at = match (epoch, &class.pool) {
+                (0, None) => format!("{domains} disks"),
+                (0, Some(pool)) => {
+                    warnings.push(format!(
+                        "storage class {name} is placed in pool {pool}, but this store has a fixed list of disks and no pools: its writes fail"
+                    ));
+                    continue;
+                }
+                (_, _) if domains == 0 => {
+                    warnings.push(format!(
+                        "storage class {name}: no storage node of pool {} takes shards (cluster map epoch {epoch}): its writes fail",
+                        class.pool_name()
+                    ));
+                    continue;
+                }
+                (_, None) => format!("cluster map epoch {epoch}: {domains} nodes take shards"),
+                (_, Some(pool)) => format!("cluster map epoch {epoch}: {domains} nodes of pool {pool} take shards"),
+            };
+            let (wanted, got) = (class.scheme, crate::class::honoured(class.scheme, domains));
+            if got != wanted {
+                warnings.push(format!(
+                    "storage class {name}: {}+{} needs {} failure domains ({at}): new chunks are written {}+{}",
+                    wanted.data,
+                    wanted.parity,
+                    wanted.total(),
+                    got.data,
+                    got.parity
+                ));
+            }
+        }
+        warnings
     }
 
     /// Whether the metadata accepts writes.

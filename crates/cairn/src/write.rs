@@ -38,25 +38,37 @@ pub struct Staged {
     pub(crate) staging: Arc<Registered>,
 }
 
-/// Where an upload writes its chunks: the layout's epoch and the scheme its class gets there,
-/// fixed when it begins.
+/// Where an upload writes its chunks: the layout's epoch, its class's pool and the scheme the
+/// class gets there, fixed when it begins.
 pub(crate) struct Target {
     epoch: u64,
     codec: Arc<Codec>,
-    /// Whether chunk ids are keyed by the scheme (it is not the store's own).
+    /// The storage pool (`None`: the default one).
+    pool: Option<String>,
+    /// Whether chunk ids are keyed by the scheme and pool (not the store's own scheme in the
+    /// default pool).
     keyed: bool,
 }
 
 impl Target {
-    /// The target of an upload asking for `wanted` now: the current epoch, and `wanted` as
-    /// the layout can honour it there.
-    async fn now(inner: &Inner, wanted: ErasureScheme) -> Result<Self> {
+    /// The target of an upload of `class` now: the current epoch, the class's pool, and its
+    /// scheme as the pool can honour it there.
+    async fn now(inner: &Inner, class: crate::class::StorageClass) -> Result<Self> {
         let epoch = inner.layout.epoch().await?;
-        let scheme = crate::class::honoured(wanted, inner.layout.domains(epoch).await?);
+        let domains = inner.layout.domains(epoch, class.pool.as_deref()).await?;
+        if domains == 0 {
+            // Before any byte of the body is read: nodes may join (or end draining) later.
+            return Err(Error::Unavailable(format!(
+                "no storage node of pool {} takes shards",
+                class.pool_name()
+            )));
+        }
+        let scheme = crate::class::honoured(class.scheme, domains);
         Ok(Self {
             epoch,
             codec: inner.codec_for(scheme),
-            keyed: inner.keyed(scheme),
+            keyed: inner.keyed(scheme, class.pool.as_deref()),
+            pool: class.pool,
         })
     }
 
@@ -70,6 +82,7 @@ impl std::fmt::Debug for Target {
         f.debug_struct("Target")
             .field("epoch", &self.epoch)
             .field("scheme", &self.codec.scheme())
+            .field("pool", &self.pool)
             .field("keyed", &self.keyed)
             .finish()
     }
@@ -154,6 +167,7 @@ impl Staging {
         WritePlacement {
             epoch: self.target.epoch,
             exceptions: locked(&self.exceptions).clone(),
+            pool: self.target.pool.clone(),
         }
     }
 
@@ -568,10 +582,11 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
     let data = chunk.clone();
     let target = &staging.target;
     let (scheme, keyed, epoch) = (target.scheme(), target.keyed, target.epoch);
+    let pool = target.pool.clone();
     let codec = target.codec.clone();
     let id = tokio::task::spawn_blocking(move || {
         if keyed {
-            scheme_chunk_id(&data, scheme)
+            scheme_chunk_id(&data, scheme, pool.as_deref())
         } else {
             chunk_id(&data)
         }
@@ -617,8 +632,9 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
         metrics::counter!("cairn_chunks_deduplicated_total").increment(1);
         return Ok((r, false));
     };
-    let slots = inner.layout.place(&id, epoch, shards.len()).await?;
-    let (missing, moved) = put_shards(&inner, id, (epoch, scheme), slots, shards).await?;
+    let pool = target.pool.as_deref();
+    let slots = inner.layout.place(&id, epoch, pool, shards.len()).await?;
+    let (missing, moved) = put_shards(&inner, id, (epoch, pool, scheme), slots, shards).await?;
     if missing != 0 || !moved.is_empty() {
         locked(&staging.exceptions).push((id, missing, moved));
     }
@@ -636,7 +652,7 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
 async fn put_shards(
     inner: &Inner,
     id: ChunkId,
-    (epoch, scheme): (u64, ErasureScheme),
+    (epoch, pool, scheme): (u64, Option<&str>, ErasureScheme),
     slots: Vec<crate::layout::Slot>,
     shards: Vec<Bytes>,
 ) -> Result<(u32, cairn_meta::MovedShards)> {
@@ -695,7 +711,7 @@ async fn put_shards(
     let mut moved: Vec<(u8, String)> = Vec::new();
     if !failed.is_empty() {
         failed.sort_unstable();
-        let mut spares = inner.layout.spares(&id, epoch, total).await.unwrap_or_default();
+        let mut spares = inner.layout.spares(&id, epoch, pool, total).await.unwrap_or_default();
         spares.extend(
             slots
                 .iter()

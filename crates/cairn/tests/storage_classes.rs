@@ -113,3 +113,30 @@ async fn a_class_the_disks_cannot_hold_is_written_with_fewer_shards() {
     assert_eq!(read(&store, &o, 0..u64::MAX).await, body);
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_placed_in_a_pool_cannot_be_written_to_a_fixed_list_of_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::default();
+    config.storage_classes.insert(
+        "COLD".into(),
+        cairn::StorageClass {
+            scheme: cairn::ErasureScheme::new(1, 1).unwrap(),
+            pool: Some("archive".into()),
+        },
+    );
+    let store = open_with_bucket(dir.path(), 3, config).await;
+    let warnings = store.placement_warnings().await;
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("COLD") && warnings[0].contains("no pools"),
+        "{warnings:?}"
+    );
+    // Refused as unavailable before a byte of the body is read: the stream would fail.
+    let body = futures::stream::iter([Err::<bytes::Bytes, _>("the body was read")]);
+    let refused = store.stage_sized("COLD", body, u64::MAX, true, None).await;
+    assert!(
+        matches!(&refused, Err(Error::Unavailable(m)) if m.contains("pool archive")),
+        "{refused:?}"
+    );
+    store.shutdown().await;
+}

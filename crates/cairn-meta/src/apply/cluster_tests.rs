@@ -39,11 +39,22 @@ fn the_cluster_map_changes_epoch_only_when_placement_would() {
     moved.zone = "z2".into();
     report(&mut kv, moved.clone());
     assert_eq!(epoch(&kv), 4);
+    // So does another pool; the node keeps it through heartbeats.
+    moved.pool = Some("ssd".into());
+    report(&mut kv, moved.clone());
+    assert_eq!(epoch(&kv), 5);
+    moved.heartbeat += 1;
+    report(&mut kv, moved.clone());
+    assert_eq!(epoch(&kv), 5);
 
     let map = query::cluster_map(&kv, None).unwrap().unwrap();
     assert_eq!(map.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(map.nodes[0].weights, [1, 8 << 10]);
     assert_eq!(map.nodes[1].zone, "z2");
+    assert_eq!(
+        (map.nodes[0].pool.as_deref(), map.nodes[1].pool.as_deref()),
+        (None, Some("ssd"))
+    );
     // Every epoch stays readable.
     let first = query::cluster_map(&kv, Some(1)).unwrap().unwrap();
     assert_eq!((first.epoch, first.nodes.len()), (1, 1));
@@ -52,14 +63,14 @@ fn the_cluster_map_changes_epoch_only_when_placement_would() {
     // Draining is a new epoch, survives reports, and is undone the same way.
     let drain = |drain| Command::DrainStorageNode { id: "b".into(), drain };
     run(&mut kv, &drain(true)).unwrap();
-    assert_eq!(epoch(&kv), 5);
+    assert_eq!(epoch(&kv), 6);
     run(&mut kv, &drain(true)).unwrap();
-    assert_eq!(epoch(&kv), 5, "no change, no epoch");
+    assert_eq!(epoch(&kv), 6, "no change, no epoch");
     report(&mut kv, moved);
     let map = query::cluster_map(&kv, None).unwrap().unwrap();
-    assert!(map.nodes[1].draining && map.epoch == 5);
+    assert!(map.nodes[1].draining && map.epoch == 6);
     run(&mut kv, &drain(false)).unwrap();
-    assert_eq!(epoch(&kv), 6);
+    assert_eq!(epoch(&kv), 7);
     assert_eq!(
         run(
             &mut kv,
@@ -105,6 +116,7 @@ fn written_chunks_keep_their_epoch_and_missing_shards_queue_for_repair() {
         WritePlacement {
             epoch: 7,
             exceptions: vec![(c1, 0, vec![(3, "n9/0".into())]), (c2, 0b100001, vec![])],
+            pool: Some("ssd".into()),
         },
     )
     .unwrap();
@@ -113,7 +125,8 @@ fn written_chunks_keep_their_epoch_and_missing_shards_queue_for_repair() {
         ChunkPlacement {
             epoch: 7,
             missing: 0,
-            moved: vec![(3, "n9/0".into())]
+            moved: vec![(3, "n9/0".into())],
+            pool: Some("ssd".into()),
         }
     );
     assert_eq!(
@@ -121,7 +134,8 @@ fn written_chunks_keep_their_epoch_and_missing_shards_queue_for_repair() {
         ChunkPlacement {
             epoch: 7,
             missing: 0b100001,
-            moved: vec![]
+            moved: vec![],
+            pool: Some("ssd".into()),
         }
     );
     let changed = |chunk, epoch, restored, lost| Command::ShardsChanged {
@@ -160,10 +174,12 @@ fn written_chunks_keep_their_epoch_and_missing_shards_queue_for_repair() {
         WritePlacement {
             epoch: 8,
             exceptions: vec![],
+            pool: None,
         },
     )
     .unwrap();
     assert_eq!(query::placement(&kv, &c1).unwrap().epoch, 7);
+    assert_eq!(query::placement(&kv, &c1).unwrap().pool.as_deref(), Some("ssd"));
 
     // Collected: placement and queue entry go with the record.
     run(
@@ -208,6 +224,7 @@ fn placed_wraps_only_fenced_writes() {
         placement: WritePlacement {
             epoch: 1,
             exceptions: vec![(ChunkId([1; 32]), 0, vec![])],
+            pool: None,
         },
         command: Box::new(Command::Fenced {
             fence: WriteFence::default(),

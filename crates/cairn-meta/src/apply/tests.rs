@@ -585,6 +585,7 @@ pub(super) fn storage_node(id: &str, heartbeat: UnixMillis) -> StorageNodeRecord
         }],
         registered: heartbeat,
         heartbeat,
+        pool: None,
     }
 }
 
@@ -624,6 +625,9 @@ fn storage_nodes_report_and_keep_their_first_registration() {
         ("long id", |n| n.id = "x".repeat(65)),
         ("no disks", |n| n.disks.clear()),
         ("empty zone", |n| n.zone.clear()),
+        ("pool with a capital", |n| n.pool = Some("SSD".into())),
+        ("the default pool by name", |n| n.pool = Some("default".into())),
+        ("empty pool", |n| n.pool = Some(String::new())),
     ] {
         let mut n = storage_node("c", 40);
         f(&mut n);

@@ -36,8 +36,9 @@ pub const MAX_CLASS_NAME: usize = 64;
 pub struct StorageClass {
     /// The redundancy of its chunks.
     pub scheme: ErasureScheme,
-    /// The storage pool whose nodes hold its chunks' shards (`None`: the default pool, whose
-    /// nodes name no pool).
+    /// The storage pool whose nodes hold its chunks' shards (`None`, or
+    /// [`cairn_meta::DEFAULT_POOL`]: the default pool, whose nodes name no pool). A name
+    /// [`cairn_meta::valid_pool_name`] refuses makes every write of the class fail.
     pub pool: Option<String>,
 }
 

@@ -266,8 +266,12 @@ impl Store {
         meta: Arc<dyn MetaClient>,
         layout: Arc<dyn crate::layout::Layout>,
         scheme: ErasureScheme,
-        config: StoreConfig,
+        mut config: StoreConfig,
     ) -> Self {
+        // The default pool has one spelling in records: none.
+        for class in config.storage_classes.values_mut() {
+            class.pool = class.pool.take().and_then(|p| cairn_meta::pool_field(&p));
+        }
         Self {
             inner: Arc::new(Inner {
                 meta,

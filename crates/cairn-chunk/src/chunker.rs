@@ -287,7 +287,12 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
+        // Seeded: the same cases on every run.
+        #![proptest_config(ProptestConfig {
+            cases: 24,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0003),
+            ..ProptestConfig::default()
+        })]
 
         /// Whatever the framing and the length, the chunks are exactly the `fastcdc` crate's
         /// over the whole input: existing objects' chunk ids stay what they were.

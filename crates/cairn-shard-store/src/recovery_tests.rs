@@ -147,7 +147,12 @@ fn check_damage(sizes: Vec<usize>, segment_bytes: u64, pick: prop::sample::Index
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    // Seeded: the same cases on every run.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0005),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn a_flipped_byte_costs_only_its_record(

@@ -165,6 +165,8 @@ pub struct ServerConfig {
     pub scrub_every_secs: u64,
     /// Most shard bytes per second repair writes; 0 for no limit.
     pub repair_max_bytes_per_sec: u64,
+    /// Chunks repair rebuilds at once, 1 to 64 (each holds its chunk and shards in memory).
+    pub repair_concurrency: usize,
     /// Storage classes besides `STANDARD` (the erasure scheme of the disks or `--erasure`, in
     /// the default pool), by S3 name: `K+M` (Reed-Solomon) or `N replicas`, or a table with
     /// that `redundancy` and the `pool` of storage nodes its chunks go to. Default:
@@ -222,6 +224,7 @@ impl Default for ServerConfig {
             scrub_max_bytes_per_sec: 64 << 20,
             scrub_every_secs: 30 * 24 * 3600,
             repair_max_bytes_per_sec: 64 << 20,
+            repair_concurrency: cairn::RepairConfig::default().concurrency,
             storage_classes: [(
                 cairn::REDUCED_REDUNDANCY.to_string(),
                 ClassSpec::Redundancy("2 replicas".to_string()),
@@ -313,12 +316,19 @@ impl ServerConfig {
             "scrub_max_bytes_per_sec",
             "scrub_every_secs",
             "repair_max_bytes_per_sec",
+            "repair_concurrency",
         ]);
         let cfg: ServerConfig = fig
             .merge(env)
             .merge(Serialized::defaults(args))
             .extract()
             .context("invalid configuration")?;
+        if !(1..=64).contains(&cfg.repair_concurrency) {
+            bail!(
+                "repair_concurrency: must be between 1 and 64, got {}",
+                cfg.repair_concurrency
+            );
+        }
         if cfg.disks == 0 || cfg.disks > 32 {
             bail!("disks: must be between 1 and 32, got {}", cfg.disks);
         }

@@ -238,6 +238,7 @@ pub async fn run(args: ServerArgs, metadata: Metadata) -> anyhow::Result<()> {
     let limit = |n: u64| (n > 0).then_some(n);
     let repairer = store.spawn_repairer(cairn::RepairConfig {
         max_bytes_per_sec: limit(cfg.repair_max_bytes_per_sec),
+        concurrency: cfg.repair_concurrency,
         ..cairn::RepairConfig::default()
     });
     let scrubber = store.spawn_scrubber(cairn::ScrubConfig {

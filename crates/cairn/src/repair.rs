@@ -2,9 +2,9 @@
 //!
 //! The queue (kept in the metadata) holds the chunks written with shards missing or moved
 //! away from a home that was down, and those a read found a shard of lost or wrong. A pass
-//! goes over it: each chunk is read (verified against its BLAKE3 id, rebuilt from parity as
-//! any read), encoded again, and the shards not at home are written there; then one metadata
-//! command records them restored. A chunk whose home disks are still unreachable stays queued
+//! goes over it, [`RepairConfig::concurrency`] chunks at a time: each chunk is read (verified
+//! against its BLAKE3 id, rebuilt from parity as any read), encoded again, and the shards not
+//! at home are written there; then one metadata command records them restored. A chunk whose home disks are still unreachable stays queued
 //! for the next pass; copies left on spare disks are deleted by the orphan sweep once the
 //! home copy exists. The worker's progress, rate and errors are in `Store::workers`
 //! (`repair`), `/metrics` and the admin API.
@@ -15,6 +15,7 @@ use cairn_meta::{ChunkRef, Command};
 use cairn_meta_client::ChunkState;
 use cairn_shard_store::ShardKey;
 use cairn_types::ChunkId;
+use futures::StreamExt;
 
 use crate::workers::{PassOutcome, Worker};
 use crate::{Error, Result, Store};
@@ -27,6 +28,9 @@ pub struct RepairConfig {
     /// Most shard bytes a pass writes per second (`None`: no limit): the throttle that keeps
     /// repair from crowding out client traffic.
     pub max_bytes_per_sec: Option<u64>,
+    /// Chunks repaired at once (at least 1): each holds its chunk and shards in memory while
+    /// it is rebuilt, and reads and writes on several nodes overlap.
+    pub concurrency: usize,
 }
 
 impl Default for RepairConfig {
@@ -34,6 +38,7 @@ impl Default for RepairConfig {
         Self {
             every: Duration::from_secs(5),
             max_bytes_per_sec: Some(64 << 20),
+            concurrency: 4,
         }
     }
 }
@@ -99,8 +104,13 @@ impl Store {
         let started = Instant::now();
         let mut out = PassOutcome::default();
         let mut first_error = None;
-        for (n, state) in queued.into_iter().enumerate() {
-            match self.repair_chunk(state).await {
+        let mut repairs = futures::stream::iter(queued)
+            .map(|state| self.repair_chunk(state))
+            .buffer_unordered(config.concurrency.max(1));
+        let mut n = 0u64;
+        while let Some(repaired) = repairs.next().await {
+            n += 1;
+            match repaired {
                 Ok(Some(bytes)) => {
                     out.items += 1;
                     out.bytes += bytes;
@@ -113,7 +123,7 @@ impl Store {
                     first_error.get_or_insert(e);
                 }
             }
-            worker.progress(n as u64 + 1, total, out.bytes);
+            worker.progress(n, total, out.bytes);
             if let Some(limit) = config.max_bytes_per_sec.filter(|l| *l > 0) {
                 let due = Duration::from_secs_f64(out.bytes as f64 / limit as f64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {

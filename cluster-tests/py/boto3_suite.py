@@ -279,6 +279,12 @@ def storage_classes():
     assert s3.get_object(Bucket="b3-main", Key="cls/std")["Body"].read() == body
     s3.copy_object(Bucket="b3-main", Key="cls/rrs2", CopySource="b3-main/cls/rrs", StorageClass="REDUCED_REDUNDANCY")
     assert s3.head_object(Bucket="b3-main", Key="cls/rrs2")["StorageClass"] == "REDUCED_REDUNDANCY"
+    # A copy into another class writes the bytes again and keeps their checksum.
+    sha = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    s3.put_object(Bucket="b3-main", Key="cls/ck", Body=body, ChecksumSHA256=sha)
+    s3.copy_object(Bucket="b3-main", Key="cls/ck-rrs", CopySource="b3-main/cls/ck", StorageClass="REDUCED_REDUNDANCY")
+    h = s3.head_object(Bucket="b3-main", Key="cls/ck-rrs", ChecksumMode="ENABLED")
+    assert h["StorageClass"] == "REDUCED_REDUNDANCY" and h.get("ChecksumSHA256") == sha, h
     # Multipart: the upload's class is its parts' and its object's.
     up = s3.create_multipart_upload(Bucket="b3-main", Key="cls/mp", StorageClass="REDUCED_REDUNDANCY")["UploadId"]
     assert s3.list_parts(Bucket="b3-main", Key="cls/mp", UploadId=up)["StorageClass"] == "REDUCED_REDUNDANCY"

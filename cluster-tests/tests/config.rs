@@ -104,7 +104,10 @@ fn invalid_configuration_is_refused_by_name() {
             "[storage_classes]\nCOLD = { redundancy = \"1+1\", pool = \"Archive\" }\n",
             "not a pool name",
         ),
-        ("repair_concurrency = 0\n", "repair_concurrency: must be between 1 and 64"),
+        (
+            "repair_concurrency = 0\n",
+            "repair_concurrency: must be between 1 and 64",
+        ),
         // A server's own disks are a fixed list: no pools to place a class in.
         (
             "[storage_classes]\nCOLD = { redundancy = \"1+1\", pool = \"archive\" }\n",

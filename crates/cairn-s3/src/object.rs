@@ -456,6 +456,13 @@ pub(crate) async fn copy_object(
             // Another class is another redundancy: the bytes are written again in it.
             let staged = s3.store.stage_copy(class, &src, 0..src.size, MAX_PUT).await.s3()?;
             let attrs = attrs.clone().unwrap_or_else(|| src.attrs.clone());
+            // The copy's bytes are the source's, so are its whole-object checksums; a multipart
+            // source's are composites of its parts, which the copy (one part) has not.
+            let checksums = if src.part_count() == 0 {
+                src.checksums.clone()
+            } else {
+                Checksums::default()
+            };
             break s3
                 .store
                 .commit_object(
@@ -463,7 +470,7 @@ pub(crate) async fn copy_object(
                     &input.key,
                     staged,
                     attrs,
-                    Checksums::default(),
+                    checksums,
                     &who,
                     PutConditions::default(),
                 )

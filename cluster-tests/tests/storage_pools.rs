@@ -4,9 +4,11 @@
 //! with `--cluster --erasure 2+1` and a class `COLD` of two replicas in pool `archive`:
 //! STANDARD objects grow the default pool's disks only, COLD objects the archive nodes' only
 //! (two replicas: each archive node holds one copy); with an archive node killed, every object
-//! still reads. A class whose pool has no node is refused with 503 before its body is read, and
-//! `cairn admin status` says why; draining one archive node makes COLD degrade to what the pool
-//! can honour, with a warning.
+//! still reads, and a COLD write keeps both copies on the archive node left rather than put
+//! one outside the pool (repair brings it home when the node is back). A class
+//! whose pool has no node is refused with 503 before its body is read, and `cairn admin status`
+//! says why; draining one archive node makes COLD degrade to what the pool can honour, with a
+//! warning; a scrub finds every shard of both classes where its pool put it.
 
 use std::time::Duration;
 
@@ -148,10 +150,52 @@ fn a_class_placed_in_a_pool_stays_on_its_nodes() {
     assert_eq!(all(), after, "a refused write stored something");
 
     // An archive node killed: COLD objects read from the other copy, STANDARD ones as before.
+    // A COLD write goes on with both copies on the archive node left (recorded for repair),
+    // none in the default pool; back, the node gets its copy home from repair.
     nodes[3].kill9();
     bulk(&gateway, "check", "c", 40, 2, None);
     bulk(&gateway, "check", "s", 40, 1, None);
+    let before = all();
+    let out = gateway.aws_once(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "bkt",
+        "--key",
+        "cold-while-down",
+        "--body",
+        file.to_str().unwrap(),
+        "--storage-class",
+        "COLD",
+    ]);
+    assert_ok(&out, "a COLD put with an archive node down");
+    let after = all();
+    for i in 0..3 {
+        assert!(
+            after[i] - before[i] < NOT_A_SHARD,
+            "node {i} took a COLD shard: {before:?} -> {after:?}"
+        );
+    }
+    assert!(after[4] - before[4] >= 2 * (100 << 10), "{before:?} -> {after:?}");
+    let passes = || {
+        gateway.admin_get("/admin/v1/repair")["worker"]["passes"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let queued = || gateway.admin_get("/admin/v1/repair")["queued"].as_u64().unwrap();
+    let first = passes();
+    wait_for("the repair queue to hold the chunk", Duration::from_secs(30), || {
+        passes() > first && queued() > 0
+    });
     nodes[3] = start(3);
+    let back = passes();
+    wait_for("repair to bring the copy home", Duration::from_secs(60), || {
+        passes() > back + 1 && queued() == 0
+    });
+    assert!(held(3) - after[3] >= 100 << 10, "node 3 got no copy back");
+    let got = tmp.path().join("got");
+    gateway.aws_ok(&["s3", "cp", "s3://bkt/cold-while-down", got.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&file).unwrap());
 
     // The other archive node drained: the pool has one node taking shards, and COLD is written
     // as one copy meanwhile (the status says so); STANDARD is not concerned.
@@ -163,4 +207,13 @@ fn a_class_placed_in_a_pool_stays_on_its_nodes() {
             && text.contains("written 1+0")
     });
     assert!(!admin(&["admin", "status"]).contains("storage class STANDARD:"));
+
+    // A scrub places every chunk by its pool: every shard of both classes is found right.
+    let text = admin(&["admin", "scrub", "start"]);
+    assert!(text.contains("done"), "{text}");
+    let found = gateway.admin_get("/admin/v1/scrub")["findings"].clone();
+    let n = |f: &str| found[f].as_u64().unwrap();
+    assert!(n("chunks") > 0 && n("shards_ok") > 0, "{found}");
+    let wrong = ["shards_bad", "shards_unreachable", "chunks_unreadable"].map(n);
+    assert_eq!(wrong, [0, 0, 0], "{found}");
 }

@@ -307,6 +307,12 @@ impl RingLayout {
 
     /// The slots of `addrs`, connecting to their nodes (all at once) as needed.
     async fn slots(&self, addrs: Vec<cairn_ring::DiskAddr>) -> Vec<Slot> {
+        // The nodes' addresses are read again at most once a second (with the epoch), so a
+        // node that came back at another address is reached there by reads and repair too,
+        // not only once a write has read the map again.
+        if let Err(e) = self.epoch().await {
+            tracing::debug!(error = %e, "storage node addresses not read again");
+        }
         let mut ids: Vec<&str> = addrs.iter().map(|a| a.node.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();

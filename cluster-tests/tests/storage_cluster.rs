@@ -240,13 +240,13 @@ fn six_nodes_in_three_zones_survive_two_down_and_repair() {
             .any(|l| l.starts_with(drained.as_str()) && l.ends_with("draining")),
         "{text}"
     );
-    // Five nodes for stripes of six: STANDARD is written 4+1 meanwhile, and the status says so.
+    // Five nodes for stripes of six: STANDARD is written 4+1 meanwhile, and the status says so
+    // (once the gateway has read the new epoch: at most a second).
     let status = |g: &Server| String::from_utf8_lossy(&g.cairn(&["admin", "status"], &root).stdout).into_owned();
-    let text = status(&gateway);
-    assert!(
-        text.contains("WARNING: storage class STANDARD") && text.contains("written 4+1"),
-        "{text}"
-    );
+    wait_for("the status to warn of STANDARD 4+1", Duration::from_secs(30), || {
+        let text = status(&gateway);
+        text.contains("WARNING: storage class STANDARD") && text.contains("written 4+1")
+    });
     let held = |i: usize| dir_bytes(&tmp.path().join(format!("storage{i}/disks")));
     // The gateway reads the epoch at most once a second: wait until a write shows it.
     wait_for("the gateway to place by the new epoch", Duration::from_secs(30), || {

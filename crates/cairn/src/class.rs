@@ -20,7 +20,7 @@
 //! chunks, each stored as its class asks, and two writers with different schemes never write
 //! shards under the same key.
 
-use cairn_types::ErasureScheme;
+use cairn_types::{ChunkId, ErasureScheme};
 
 /// The storage class of objects written without one.
 pub const STANDARD: &str = "STANDARD";
@@ -53,6 +53,48 @@ impl StorageClass {
     /// The pool's name as shown to people (`default` for the default pool).
     pub fn pool_name(&self) -> &str {
         self.pool.as_deref().unwrap_or(cairn_meta::DEFAULT_POOL)
+    }
+}
+
+/// How the chunks of one scheme in one pool are named: by their plain BLAKE3 hash when they
+/// are the store's own scheme in the default pool, else by the hash keyed by both (see the
+/// module's documentation). Writers name chunks with it, readers and scrub check them with it.
+#[derive(Clone, Debug)]
+pub(crate) struct ChunkNaming {
+    scheme: ErasureScheme,
+    pool: Option<String>,
+    keyed: bool,
+}
+
+impl ChunkNaming {
+    /// The naming of chunks written with `scheme` in `pool` by a store whose own scheme is
+    /// `own`.
+    pub(crate) fn new(scheme: ErasureScheme, pool: Option<String>, own: ErasureScheme) -> Self {
+        Self {
+            keyed: scheme != own || pool.is_some(),
+            scheme,
+            pool,
+        }
+    }
+
+    /// The pool (`None`: the default one).
+    pub(crate) fn pool(&self) -> Option<&str> {
+        self.pool.as_deref()
+    }
+
+    /// The id of a new chunk of `data`.
+    pub(crate) fn id(&self, data: &[u8]) -> ChunkId {
+        if self.keyed {
+            cairn_chunk::scheme_chunk_id(data, self.scheme, self.pool())
+        } else {
+            cairn_chunk::chunk_id(data)
+        }
+    }
+
+    /// Whether `id` names `data` (either form, the likelier first: one BLAKE3 pass when it is
+    /// right, see [`cairn_chunk::is_chunk_id`]).
+    pub(crate) fn names(&self, data: &[u8], id: &ChunkId) -> bool {
+        cairn_chunk::is_chunk_id(data, (self.scheme, self.pool()), id, self.keyed)
     }
 }
 

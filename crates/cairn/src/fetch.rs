@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_chunk::{is_chunk_id, Codec};
+use cairn_chunk::Codec;
 use cairn_meta::{ChunkPlacement, ChunkRef, Command};
 use cairn_shard_store::{ShardKey, ShardStoreError};
 use cairn_types::ErasureScheme;
@@ -49,10 +49,7 @@ pub(crate) async fn fetch_chunk(
     placement: ChunkPlacement,
 ) -> Result<Bytes> {
     let codec = inner.codec_for(scheme);
-    let check = IdCheck {
-        keyed_first: inner.keyed(scheme, placement.pool.as_deref()),
-        pool: placement.pool.clone(),
-    };
+    let naming = inner.naming(scheme, placement.pool.clone());
     let k = usize::from(scheme.data);
     let total = scheme.total();
     let len = c.len as usize;
@@ -143,8 +140,8 @@ pub(crate) async fn fetch_chunk(
     let first = slots.clone();
     let decoded = {
         let codec = codec.clone();
-        let check = check.clone();
-        tokio::task::spawn_blocking(move || decode_checked(&codec, first, len, c.id, &check))
+        let naming = naming.clone();
+        tokio::task::spawn_blocking(move || decode_checked(&codec, first, len, c.id, &naming))
             .await
             .map_err(|e| Error::Storage(e.to_string()))?
     };
@@ -182,7 +179,7 @@ pub(crate) async fn fetch_chunk(
             let trial = (0..total)
                 .map(|i| subset.contains(&i).then(|| slots[i].clone()).flatten())
                 .collect();
-            if let Some(data) = decode_checked(&codec, trial, len, id, &check) {
+            if let Some(data) = decode_checked(&codec, trial, len, id, &naming) {
                 // The shards that disagree with the right chunk are the bad ones.
                 let right = codec.encode(&data);
                 let mut bad = 0u32;
@@ -253,26 +250,16 @@ pub(crate) fn report_lost(inner: &Arc<Inner>, c: ChunkRef, placement: &ChunkPlac
     });
 }
 
-/// How a decoded chunk is checked against its id (see [`cairn_chunk::is_chunk_id`]).
-#[derive(Clone)]
-struct IdCheck {
-    /// The chunk's storage pool.
-    pool: Option<String>,
-    /// The id is most likely keyed (the scheme is not the store's own or the pool not the
-    /// default one): that form is tried first.
-    keyed_first: bool,
-}
-
-/// The chunk decoded from `slots`, if it matches `id`.
+/// The chunk decoded from `slots`, if `naming` says `id` names it.
 fn decode_checked(
     codec: &Codec,
     slots: Vec<Option<Bytes>>,
     len: usize,
     id: cairn_types::ChunkId,
-    check: &IdCheck,
+    naming: &crate::class::ChunkNaming,
 ) -> Option<Bytes> {
     let data = codec.decode(slots, len).ok()?;
-    is_chunk_id(&data, (codec.scheme(), check.pool.as_deref()), &id, check.keyed_first).then_some(data)
+    naming.names(&data, &id).then_some(data)
 }
 
 /// The subsets of `k` elements of `items`, in lexicographic order of positions.

@@ -211,8 +211,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
     let scheme = record.scheme;
     let (k, total) = (usize::from(scheme.data), scheme.total());
     let codec = inner.codec_for(scheme);
-    let pool = placement.pool.clone();
-    let keyed = inner.keyed(scheme, pool.as_deref());
+    let naming = inner.naming(scheme, placement.pool.clone());
     let shard_len = codec.shard_len(record.len as usize);
     let slots = match crate::fetch::shard_slots(inner, &state.id, &placement, total).await {
         Ok(s) => s,
@@ -265,7 +264,7 @@ async fn scrub_chunk(inner: &Arc<crate::store::Inner>, state: ChunkState) -> (Sc
         .collect();
     let checked = tokio::task::spawn_blocking(move || {
         let data = codec.decode(first, len).ok()?;
-        cairn_chunk::is_chunk_id(&data, (scheme, pool.as_deref()), &id, keyed).then(|| {
+        naming.names(&data, &id).then(|| {
             let right = codec.encode(&data);
             (0..total)
                 .filter(|&i| shards[i].as_ref().is_some_and(|s| *s != right[i]))

@@ -193,10 +193,9 @@ impl Inner {
         chunk_cost_in(len, self.codec.scheme())
     }
 
-    /// Whether chunks written with `scheme` in `pool` are named by ids keyed by them (the
-    /// scheme is not the store's own, or the pool not the default one: see [`crate::class`]).
-    pub(crate) fn keyed(&self, scheme: ErasureScheme, pool: Option<&str>) -> bool {
-        scheme != self.codec.scheme() || pool.is_some()
+    /// How chunks written with `scheme` in `pool` are named.
+    pub(crate) fn naming(&self, scheme: ErasureScheme, pool: Option<String>) -> crate::class::ChunkNaming {
+        crate::class::ChunkNaming::new(scheme, pool, self.codec.scheme())
     }
 
     /// The codec of `scheme`, made once.
@@ -631,9 +630,10 @@ impl Store {
 
     /// Copies `source_bucket/source_key` to `bucket/key`, sharing its chunks and manifest
     /// pages: no data is read or written, and the copy keeps the source's storage class (to
-    /// copy into another class, stage the source's bytes with [`Store::stage_copy`]). `source` is the version the caller read (and checked
-    /// copy conditions against); if it was replaced meanwhile nothing is copied and the answer is
-    /// [`Error::SourceChanged`]. `attrs` replaces the source's attributes when given.
+    /// copy into another class, stage the source's bytes with [`Store::stage_copy`]). `source`
+    /// is the version the caller read (and checked copy conditions against); if it was
+    /// replaced meanwhile nothing is copied and the answer is [`Error::SourceChanged`].
+    /// `attrs` replaces the source's attributes when given.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object(
         &self,

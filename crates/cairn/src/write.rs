@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_chunk::{chunk_id, scheme_chunk_id, Chunker, Codec};
+use cairn_chunk::{Chunker, Codec};
 use cairn_meta::{Body, ChunkRef, GcMark, WriteFence, WritePlacement};
 use cairn_meta_client::{ChunkState, MetaClient};
 use cairn_shard_store::ShardKey;
@@ -43,11 +43,8 @@ pub struct Staged {
 pub(crate) struct Target {
     epoch: u64,
     codec: Arc<Codec>,
-    /// The storage pool (`None`: the default one).
-    pool: Option<String>,
-    /// Whether chunk ids are keyed by the scheme and pool (not the store's own scheme in the
-    /// default pool).
-    keyed: bool,
+    /// How its chunks are named, with the pool they go to.
+    naming: crate::class::ChunkNaming,
 }
 
 impl Target {
@@ -67,13 +64,16 @@ impl Target {
         Ok(Self {
             epoch,
             codec: inner.codec_for(scheme),
-            keyed: inner.keyed(scheme, class.pool.as_deref()),
-            pool: class.pool,
+            naming: inner.naming(scheme, class.pool),
         })
     }
 
     fn scheme(&self) -> ErasureScheme {
         self.codec.scheme()
+    }
+
+    fn pool(&self) -> Option<&str> {
+        self.naming.pool()
     }
 }
 
@@ -81,9 +81,7 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("epoch", &self.epoch)
-            .field("scheme", &self.codec.scheme())
-            .field("pool", &self.pool)
-            .field("keyed", &self.keyed)
+            .field("naming", &self.naming)
             .finish()
     }
 }
@@ -167,7 +165,7 @@ impl Staging {
         WritePlacement {
             epoch: self.target.epoch,
             exceptions: locked(&self.exceptions).clone(),
-            pool: self.target.pool.clone(),
+            pool: self.target.pool().map(str::to_string),
         }
     }
 
@@ -581,18 +579,10 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
     let len = chunk.len() as u32;
     let data = chunk.clone();
     let target = &staging.target;
-    let (scheme, keyed, epoch) = (target.scheme(), target.keyed, target.epoch);
-    let pool = target.pool.clone();
-    let codec = target.codec.clone();
-    let id = tokio::task::spawn_blocking(move || {
-        if keyed {
-            scheme_chunk_id(&data, scheme, pool.as_deref())
-        } else {
-            chunk_id(&data)
-        }
-    })
-    .await
-    .map_err(|e| Error::Storage(e.to_string()))?;
+    let naming = target.naming.clone();
+    let id = tokio::task::spawn_blocking(move || naming.id(&data))
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?;
     // In the registry before the look: a pass that claims the chunk after this sees it in
     // use and gives it back. A chunk met earlier in this upload is referenced again.
     let mut found = if staging.note(id) {
@@ -615,7 +605,7 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
     }
     let shards = match found {
         Look::Write(_) => {
-            let data = chunk.clone();
+            let (codec, data) = (target.codec.clone(), chunk.clone());
             Some(
                 tokio::task::spawn_blocking(move || codec.encode(&data))
                     .await
@@ -632,9 +622,11 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
         metrics::counter!("cairn_chunks_deduplicated_total").increment(1);
         return Ok((r, false));
     };
-    let pool = target.pool.as_deref();
-    let slots = inner.layout.place(&id, epoch, pool, shards.len()).await?;
-    let (missing, moved) = put_shards(&inner, id, (epoch, pool, scheme), slots, shards).await?;
+    let slots = inner
+        .layout
+        .place(&id, target.epoch, target.pool(), shards.len())
+        .await?;
+    let (missing, moved) = put_shards(&inner, id, target, slots, shards).await?;
     if missing != 0 || !moved.is_empty() {
         locked(&staging.exceptions).push((id, missing, moved));
     }
@@ -652,13 +644,13 @@ async fn write_chunk(inner: Arc<Inner>, chunk: Bytes, staging: Arc<Staging>) -> 
 async fn put_shards(
     inner: &Inner,
     id: ChunkId,
-    (epoch, pool, scheme): (u64, Option<&str>, ErasureScheme),
+    target: &Target,
     slots: Vec<crate::layout::Slot>,
     shards: Vec<Bytes>,
 ) -> Result<(u32, cairn_meta::MovedShards)> {
     use futures::stream::FuturesUnordered;
     let total = shards.len();
-    let required = inner.config.min_shards(scheme);
+    let required = inner.config.min_shards(target.scheme());
     let put = |i: usize, slot: crate::layout::Slot, shard: Bytes| async move {
         let key = ShardKey {
             chunk: id,
@@ -711,7 +703,11 @@ async fn put_shards(
     let mut moved: Vec<(u8, String)> = Vec::new();
     if !failed.is_empty() {
         failed.sort_unstable();
-        let mut spares = inner.layout.spares(&id, epoch, pool, total).await.unwrap_or_default();
+        let mut spares = inner
+            .layout
+            .spares(&id, target.epoch, target.pool(), total)
+            .await
+            .unwrap_or_default();
         spares.extend(
             slots
                 .iter()

@@ -421,10 +421,7 @@ impl Command {
                         || moved.len() > 32
                         || moved.iter().any(|(i, d)| *i >= 32 || d.is_empty() || d.len() > 128)
                 };
-                let bad_pool = placement
-                    .pool
-                    .as_deref()
-                    .is_some_and(|p| !crate::valid_pool_name(p) || p == crate::DEFAULT_POOL);
+                let bad_pool = !crate::valid_pool_field(placement.pool.as_deref());
                 if !matches!(**command, Command::Fenced { .. })
                     || placement.exceptions.iter().any(malformed)
                     || bad_pool

@@ -444,6 +444,12 @@ pub fn pool_field(name: &str) -> Option<String> {
     (name != DEFAULT_POOL).then(|| name.to_string())
 }
 
+/// Whether `pool` is a pool as records keep it: none, or a valid name other than the default
+/// pool's (which is kept as none).
+pub fn valid_pool_field(pool: Option<&str>) -> bool {
+    pool.is_none_or(|p| valid_pool_name(p) && p != DEFAULT_POOL)
+}
+
 /// One disk of a storage node, as last reported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskRecord {
@@ -484,10 +490,8 @@ impl StorageNodeRecord {
         if self.disks.iter().any(|d| d.path.len() > 4096) {
             return Err("a disk path of more than 4096 bytes");
         }
-        if let Some(pool) = &self.pool {
-            if !valid_pool_name(pool) || pool == DEFAULT_POOL {
-                return Err("pool: 1 to 64 of a-z, 0-9, - and _ (the default pool is no pool)");
-            }
+        if !valid_pool_field(self.pool.as_deref()) {
+            return Err("pool: 1 to 64 of a-z, 0-9, - and _ (the default pool is no pool)");
         }
         Ok(())
     }

@@ -182,13 +182,19 @@ pub enum ClassSpec {
     /// The redundancy alone, in the default pool.
     Redundancy(String),
     /// The redundancy and the pool.
-    Placed {
-        /// `K+M` or `N replicas`.
-        redundancy: String,
-        /// The storage pool (`default` when absent).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pool: Option<String>,
-    },
+    Placed(PlacedClass),
+}
+
+/// A storage class configured as a table. A misspelt key is refused rather than ignored: a
+/// class whose `pool` key were ignored would silently live in the default pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedClass {
+    /// `K+M` or `N replicas`.
+    pub redundancy: String,
+    /// The storage pool (`default` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// Default for [`ServerConfig::multipart_expiry_secs`]: 7 days.
@@ -270,7 +276,7 @@ impl ServerConfig {
             }
             let (redundancy, pool) = match spec {
                 ClassSpec::Redundancy(r) => (r, None),
-                ClassSpec::Placed { redundancy, pool } => (redundancy, pool.as_deref()),
+                ClassSpec::Placed(PlacedClass { redundancy, pool }) => (redundancy, pool.as_deref()),
             };
             let scheme = parse_redundancy(redundancy).with_context(|| format!("storage_classes.{name}"))?;
             if let Some(p) = pool.filter(|p| !cairn_meta::valid_pool_name(p)) {

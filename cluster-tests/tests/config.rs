@@ -108,6 +108,11 @@ fn invalid_configuration_is_refused_by_name() {
             "repair_concurrency = 0\n",
             "repair_concurrency: must be between 1 and 64",
         ),
+        // A misspelt key would otherwise leave the class in the default pool.
+        (
+            "[storage_classes]\nCOLD = { redundancy = \"1+1\", pol = \"archive\" }\n",
+            "storage_classes.COLD",
+        ),
         // A server's own disks are a fixed list: no pools to place a class in.
         (
             "[storage_classes]\nCOLD = { redundancy = \"1+1\", pool = \"archive\" }\n",

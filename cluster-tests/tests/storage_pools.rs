@@ -132,18 +132,12 @@ fn a_class_placed_in_a_pool_stays_on_its_nodes() {
     // A class whose pool has no node: 503 before the body is read, and nothing stored.
     let file = tmp.path().join("small");
     std::fs::write(&file, vec![7u8; 100 << 10]).unwrap();
-    let out = gateway.aws_once(&[
-        "s3api",
-        "put-object",
-        "--bucket",
-        "bkt",
-        "--key",
-        "nowhere",
-        "--body",
-        file.to_str().unwrap(),
-        "--storage-class",
-        "NOWHERE",
-    ]);
+    let put_once = |key: &str, class: &str| {
+        let body = file.to_str().unwrap();
+        let args = ["s3api", "put-object", "--bucket", "bkt", "--key", key, "--body", body];
+        gateway.aws_once(&[&args[..], &["--storage-class", class]].concat())
+    };
+    let out = put_once("nowhere", "NOWHERE");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ServiceUnavailable") || err.contains("503"), "{err}");
@@ -156,18 +150,7 @@ fn a_class_placed_in_a_pool_stays_on_its_nodes() {
     bulk(&gateway, "check", "c", 40, 2, None);
     bulk(&gateway, "check", "s", 40, 1, None);
     let before = all();
-    let out = gateway.aws_once(&[
-        "s3api",
-        "put-object",
-        "--bucket",
-        "bkt",
-        "--key",
-        "cold-while-down",
-        "--body",
-        file.to_str().unwrap(),
-        "--storage-class",
-        "COLD",
-    ]);
+    let out = put_once("cold-while-down", "COLD");
     assert_ok(&out, "a COLD put with an archive node down");
     let after = all();
     for i in 0..3 {

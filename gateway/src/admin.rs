@@ -157,22 +157,19 @@ impl Admin {
                     })
                     .collect();
                 let stats = self.store.stats().await.ok();
+                let classes = self.store.storage_classes();
                 json(
                     StatusCode::OK,
                     &serde_json::json!({
                         "ready": self.store.is_ready(),
                         "erasure": format!("{}+{}", scheme.data, scheme.parity),
-                        "storage_classes": self
-                            .store
-                            .storage_classes()
-                            .into_iter()
+                        "storage_classes": classes
+                            .iter()
                             .map(|(name, c)| (name, format!("{}+{}", c.scheme.data, c.scheme.parity)))
                             .collect::<std::collections::BTreeMap<_, _>>(),
-                        "storage_class_pools": self
-                            .store
-                            .storage_classes()
-                            .into_iter()
-                            .map(|(name, c)| (name, c.pool_name().to_string()))
+                        "storage_class_pools": classes
+                            .iter()
+                            .map(|(name, c)| (name, c.pool_name()))
                             .collect::<std::collections::BTreeMap<_, _>>(),
                         "warnings": self.store.placement_warnings().await,
                         "stats": stats,

@@ -4,10 +4,10 @@
 //! away from a home that was down, and those a read found a shard of lost or wrong. A pass
 //! goes over it, [`RepairConfig::concurrency`] chunks at a time: each chunk is read (verified
 //! against its BLAKE3 id, rebuilt from parity as any read), encoded again, and the shards not
-//! at home are written there; then one metadata command records them restored. A chunk whose home disks are still unreachable stays queued
-//! for the next pass; copies left on spare disks are deleted by the orphan sweep once the
-//! home copy exists. The worker's progress, rate and errors are in `Store::workers`
-//! (`repair`), `/metrics` and the admin API.
+//! at home are written there; then one metadata command records them restored. A chunk whose
+//! home disks are still unreachable stays queued for the next pass; copies left on spare disks
+//! are deleted by the orphan sweep once the home copy exists. The worker's progress, rate and
+//! errors are in `Store::workers` (`repair`), `/metrics` and the admin API.
 
 use std::time::{Duration, Instant};
 
